@@ -1,0 +1,124 @@
+"""Store-independent write planning: validate a batch and diff it against what is stored.
+
+Stores fetch the existing records for a chunk, call these functions, and persist the result in
+the same transaction, so every store has the same upsert semantics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from itertools import islice
+from typing import Any, TypeVar
+
+from kg.errors import MissingCitation
+from kg.model import Citation, Edge, Node, merge_edge
+
+T = TypeVar("T")
+
+CHUNK = 20_000
+
+
+@dataclass(slots=True)
+class PendingChange:
+    """A change-log entry before the store gives it a seq."""
+
+    action: str
+    key: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+@dataclass(slots=True)
+class Diff:
+    """Records to insert and to update, with their change-log entries."""
+
+    created: list[Any] = field(default_factory=list)
+    updated: list[Any] = field(default_factory=list)
+    changes: list[PendingChange] = field(default_factory=list)
+
+
+def chunked(items: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """Yield lists of at most ``size`` items."""
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def dedupe_edges(edges: Iterable[Edge]) -> list[Edge]:
+    """Validate edges and merge repeats of the same (subject, predicate, object) in one batch."""
+    by_id: dict[str, Edge] = {}
+    for edge in edges:
+        edge.validate()
+        eid = edge.id
+        by_id[eid] = merge_edge(by_id[eid], edge) if eid in by_id else edge
+    return list(by_id.values())
+
+
+def dedupe_nodes(nodes: Iterable[Node]) -> list[Node]:
+    """Validate nodes; the last of repeated ids wins."""
+    by_id: dict[str, Node] = {}
+    for node in nodes:
+        by_id[node.validate().id] = node
+    return list(by_id.values())
+
+
+def check_cited(edges: Iterable[Edge], known: set[str]) -> None:
+    """Raise unless every citation id cited by ``edges`` is in ``known``."""
+    for edge in edges:
+        for cid in edge.citations:
+            if cid not in known:
+                raise MissingCitation(
+                    f"edge {edge.subject} {edge.predicate} {edge.object} cites {cid!r}, which is "
+                    "neither in this batch nor in the store: add the Citation first"
+                )
+
+
+def diff_citations(existing: dict[str, Citation], incoming: list[Citation]) -> Diff:
+    """New and changed citations."""
+    diff = Diff()
+    for cit in incoming:
+        old = existing.get(cit.id)
+        if old is None:
+            diff.created.append(cit)
+            diff.changes.append(PendingChange("add_citation", cit.id, None, cit.to_dict()))
+        elif old != cit:
+            diff.updated.append(cit)
+            diff.changes.append(
+                PendingChange("update_citation", cit.id, old.to_dict(), cit.to_dict())
+            )
+    return diff
+
+
+def diff_nodes(existing: dict[str, Node], incoming: list[Node]) -> Diff:
+    """New nodes and nodes whose content changed (a node is replaced by its new content)."""
+    diff = Diff()
+    for node in incoming:
+        old = existing.get(node.id)
+        if old is None:
+            diff.created.append(node)
+            diff.changes.append(PendingChange("add_node", node.id, None, node.data()))
+        elif old.data() != node.data():
+            diff.updated.append(node)
+            diff.changes.append(PendingChange("update_node", node.id, old.data(), node.data()))
+    return diff
+
+
+def diff_edges(existing: dict[str, Edge], incoming: list[Edge], now: float) -> Diff:
+    """New edges (stamped ``now``) and existing edges whose merged content changed."""
+    diff = Diff()
+    for edge in incoming:
+        old = existing.get(edge.id)
+        if old is None:
+            new = replace(edge, created=now, updated=now)
+            diff.created.append(new)
+            diff.changes.append(PendingChange("add_edge", new.id, None, new.content()))
+            continue
+        merged = merge_edge(old, edge)
+        if merged.content() != old.content():
+            merged = replace(merged, created=old.created, updated=now)
+            diff.updated.append(merged)
+            diff.changes.append(
+                PendingChange("update_edge", merged.id, old.content(), merged.content())
+            )
+    return diff

@@ -1,0 +1,112 @@
+"""Identifiers and vocabularies of the KG: CURIEs, Biolink categories and predicates, statuses."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from kg.errors import InvalidCurie, UnknownCategory, UnknownPredicate
+
+CURIE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]*:[^\s|]+$")
+
+#: Biolink Model categories the KG uses for nodes.
+CATEGORIES = frozenset(
+    {
+        "biolink:Disease",
+        "biolink:PhenotypicFeature",
+        "biolink:Gene",
+        "biolink:Drug",
+        "biolink:SmallMolecule",
+        "biolink:ChemicalEntity",
+        "biolink:DrugClass",
+        "biolink:Food",
+        "biolink:ClinicalFinding",
+        "biolink:ClinicalTrial",
+        "biolink:EligibilityCriterion",
+        "biolink:GuidelineRecommendation",
+        "biolink:NamedThing",
+    }
+)
+
+#: Biolink Model predicates the KG accepts on edges.
+PREDICATES = frozenset(
+    {
+        "biolink:subclass_of",
+        "biolink:member_of",
+        "biolink:has_member",
+        "biolink:interacts_with",
+        "biolink:has_phenotype",
+        "biolink:gene_associated_with_condition",
+        "biolink:contraindicated_in",
+        "biolink:treats",
+        "biolink:has_adverse_event",
+        "biolink:same_as",
+        "biolink:close_match",
+        "biolink:related_to",
+        "biolink:has_criterion",
+        "biolink:disjoint_with",
+        "biolink:studied_in",
+    }
+)
+
+
+class Status:
+    """Edge statuses: where a statement comes from and whether it stands."""
+
+    ASSERTED = "asserted"
+    CURATED = "curated"
+    INFERRED = "inferred"
+    PROPOSED = "proposed"
+    REJECTED = "rejected"
+    RETRACTED = "retracted"
+
+
+STATUSES = frozenset(
+    {
+        Status.ASSERTED,
+        Status.CURATED,
+        Status.INFERRED,
+        Status.PROPOSED,
+        Status.REJECTED,
+        Status.RETRACTED,
+    }
+)
+
+#: Statuses a reasoner may rely on without labelling them as unreviewed.
+TRUSTED_STATUSES = frozenset({Status.ASSERTED, Status.CURATED, Status.INFERRED})
+
+#: Human decisions that a later upsert from a source or a learner must not overturn.
+STICKY_STATUSES = frozenset({Status.CURATED, Status.REJECTED})
+
+
+def check_curie(value: str) -> str:
+    """Return ``value`` if it is a well-formed CURIE (``PREFIX:local``), else raise."""
+    if not isinstance(value, str) or not CURIE_RE.match(value):
+        raise InvalidCurie(f"malformed CURIE {value!r}: expected PREFIX:local, e.g. HP:0001250")
+    return value
+
+
+def check_predicate(value: str) -> str:
+    """Return ``value`` if it is a Biolink predicate the KG knows, else raise."""
+    if value not in PREDICATES:
+        raise UnknownPredicate(
+            f"unknown predicate {value!r}: use one of {', '.join(sorted(PREDICATES))}"
+        )
+    return value
+
+
+def check_category(value: str) -> str:
+    """Return ``value`` if it is a Biolink category the KG knows, else raise."""
+    if value not in CATEGORIES:
+        raise UnknownCategory(
+            f"unknown category {value!r}: use one of {', '.join(sorted(CATEGORIES))}"
+        )
+    return value
+
+
+def normalize_text(text: str) -> str:
+    """Fold case, accents and punctuation so that 'Warfarine', 'warfarine ' and 'WARFARINE' meet."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    folded = stripped.casefold()
+    return " ".join(re.sub(r"[^\w]+", " ", folded).split())

@@ -105,14 +105,16 @@ def diff_nodes(existing: dict[str, Node], incoming: list[Node]) -> Diff:
 
 
 def diff_edges(existing: dict[str, Edge], incoming: list[Edge], now: float) -> Diff:
-    """New edges (stamped ``now``) and existing edges whose merged content changed."""
+    """New edges, and existing edges whose merged content changed (stamped ``now``).
+
+    Only updates get change entries here: the store stamps each created edge with ``now`` and
+    logs it as ``add_edge`` with its content while writing it, so bulk loads encode it once.
+    """
     diff = Diff()
     for edge in incoming:
         old = existing.get(edge.id)
         if old is None:
-            new = replace(edge, created=now, updated=now)
-            diff.created.append(new)
-            diff.changes.append(PendingChange("add_edge", new.id, None, new.content()))
+            diff.created.append(edge)
             continue
         merged = merge_edge(old, edge)
         if merged.content() != old.content():

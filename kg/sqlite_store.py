@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import lru_cache
 from pathlib import Path
 
 from kg.batch import (
@@ -47,13 +48,14 @@ CREATE TABLE IF NOT EXISTS names (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS names_node ON names (node);
 CREATE TABLE IF NOT EXISTS edges (
-    id TEXT NOT NULL UNIQUE,
+    rid INTEGER PRIMARY KEY, eid INTEGER NOT NULL,
     subject TEXT NOT NULL, predicate TEXT NOT NULL, object TEXT NOT NULL,
     status TEXT NOT NULL, confidence REAL NOT NULL,
     qualifiers TEXT NOT NULL, citations TEXT NOT NULL,
     created REAL NOT NULL, updated REAL NOT NULL
 );
-CREATE UNIQUE INDEX IF NOT EXISTS edges_spo ON edges (subject, predicate, object);
+CREATE UNIQUE INDEX IF NOT EXISTS edges_eid ON edges (eid);
+CREATE INDEX IF NOT EXISTS edges_spo ON edges (subject, predicate, object);
 CREATE INDEX IF NOT EXISTS edges_ops ON edges (object, predicate, subject);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY, time REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
@@ -61,6 +63,15 @@ CREATE TABLE IF NOT EXISTS changes (
 );
 CREATE INDEX IF NOT EXISTS changes_key ON changes (key);
 """
+
+#: Indexes dropped while a bulk write fills an empty edge table, and rebuilt (sorted) after it.
+BULK_INDEXES = {
+    "edges_eid": "CREATE UNIQUE INDEX edges_eid ON edges (eid)",
+    "edges_spo": "CREATE INDEX edges_spo ON edges (subject, predicate, object)",
+    "edges_ops": "CREATE INDEX edges_ops ON edges (object, predicate, subject)",
+    "changes_key": "CREATE INDEX changes_key ON changes (key)",
+}
+BULK_MIN_EDGES = 50_000
 
 EDGE_COLUMNS = (
     "subject, predicate, object, status, confidence, qualifiers, citations, created, updated"
@@ -73,19 +84,40 @@ def _edge(row: Sequence) -> Edge:
     return Edge(s, p, o, tuple(json.loads(cits)), status, conf, json.loads(quals), created, updated)
 
 
-def _edge_row(e: Edge) -> tuple:
-    return (
-        e.id,
-        e.subject,
-        e.predicate,
-        e.object,
-        e.status,
-        e.confidence,
-        dumps(e.qualifiers),
-        dumps(list(e.citations)),
-        e.created,
-        e.updated,
-    )
+@lru_cache(maxsize=4096)
+def _citations_json(citations: tuple[str, ...]) -> str:
+    return dumps(citations)
+
+
+def _eid(edge_id: str) -> int:
+    """The integer form of an edge id (its 64-bit hash, signed as SQLite wants)."""
+    value = int(edge_id[1:], 16)
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _edge_rows(edges: list[Edge], created: float | None = None) -> tuple[list[tuple], list[str]]:
+    """Rows of the edges table and the content JSON of each edge, encoded once; ``created``
+    stamps new edges."""
+    rows, contents = [], []
+    for e in edges:
+        quals = dumps(e.qualifiers)
+        cits = _citations_json(e.citations)
+        rows.append(
+            (
+                _eid(e.id),
+                e.subject,
+                e.predicate,
+                e.object,
+                e.status,
+                e.confidence,
+                quals,
+                cits,
+                created or e.created,
+                created or e.updated,
+            )
+        )
+        contents.append(e.content_json(quals, cits))
+    return rows, contents
 
 
 def _in(values: Sequence) -> str:
@@ -197,17 +229,21 @@ class SQLiteStore:
                 counts["nu"] += len(ndiff.updated)
                 if progress:
                     progress(len(chunk))
+            bulk = len(edges) >= BULK_MIN_EDGES and self._edge_table_empty(conn)
+            if bulk:
+                for name in BULK_INDEXES:
+                    conn.execute(f"DROP INDEX {name}")
             for chunk in chunked(edges):
-                ediff = diff_edges(self._edges_in(conn, [e.id for e in chunk]), chunk, now)
-                conn.executemany(
-                    f"INSERT OR REPLACE INTO edges (id, {EDGE_COLUMNS}) VALUES ({_in(range(10))})",
-                    [_edge_row(e) for e in ediff.created + ediff.updated],
-                )
-                self._log(conn, ediff, now, actor, reason)
+                existing = {} if bulk else self._edges_in(conn, [e.id for e in chunk])
+                ediff = diff_edges(existing, chunk, now)
+                self._put_edges(conn, ediff, now, actor, reason)
                 counts["ec"] += len(ediff.created)
                 counts["eu"] += len(ediff.updated)
                 if progress:
                     progress(len(chunk))
+            if bulk:
+                for sql in BULK_INDEXES.values():
+                    conn.execute(sql)
             version = self._version(conn)
         return WriteResult(
             nodes_created=counts["nc"],
@@ -217,6 +253,29 @@ class SQLiteStore:
             citations_written=counts["cw"],
             version=version,
         )
+
+    @staticmethod
+    def _edge_table_empty(conn: sqlite3.Connection) -> bool:
+        return conn.execute("SELECT 1 FROM edges LIMIT 1").fetchone() is None
+
+    def _put_edges(
+        self, conn: sqlite3.Connection, diff: Diff, now: float, actor: str, reason: str
+    ) -> None:
+        """Insert created edges and update changed ones, logging each (created first)."""
+        rows, contents = _edge_rows(diff.created, created=now)
+        conn.executemany(f"INSERT INTO edges (eid, {EDGE_COLUMNS}) VALUES ({_in(range(10))})", rows)
+        conn.executemany(
+            "INSERT INTO changes (time, actor, action, key, before, after, reason) "
+            "VALUES (?, ?, 'add_edge', ?, NULL, ?, ?)",
+            [(now, actor, e.id, c, reason) for e, c in zip(diff.created, contents, strict=True)],
+        )
+        rows, _ = _edge_rows(diff.updated)
+        conn.executemany(
+            "UPDATE edges SET status = ?, confidence = ?, qualifiers = ?, citations = ?, "
+            "updated = ? WHERE eid = ?",
+            [(r[4], r[5], r[6], r[7], r[9], r[0]) for r in rows],
+        )
+        self._log(conn, diff, now, actor, reason)
 
     def _put_nodes(self, conn: sqlite3.Connection, diff: Diff) -> None:
         if diff.updated:
@@ -273,7 +332,8 @@ class SQLiteStore:
                 return old
             new = replace(old, status=status, updated=now)
             conn.execute(
-                "UPDATE edges SET status = ?, updated = ? WHERE id = ?", (status, now, edge_id)
+                "UPDATE edges SET status = ?, updated = ? WHERE eid = ?",
+                (status, now, _eid(edge_id)),
             )
             change = PendingChange("set_status", edge_id, old.content(), new.content())
             self._log(conn, [change], now, actor, reason)
@@ -301,11 +361,13 @@ class SQLiteStore:
 
     def _edges_in(self, conn: sqlite3.Connection, ids: list[str]) -> dict[str, Edge]:
         out: dict[str, Edge] = {}
-        for part in chunked(ids, MAX_VARS):
+        eids = [_eid(i) for i in ids if len(i) == 17 and i.startswith("E")]
+        for part in chunked(eids, MAX_VARS):
             for row in conn.execute(
-                f"SELECT id, {EDGE_COLUMNS} FROM edges WHERE id IN ({_in(part)})", part
+                f"SELECT {EDGE_COLUMNS} FROM edges WHERE eid IN ({_in(part)})", part
             ):
-                out[row[0]] = _edge(row[1:])
+                edge = _edge(row)
+                out[edge.id] = edge
         return out
 
     def get_node(self, curie: str) -> Node | None:
@@ -516,7 +578,7 @@ class SQLiteStore:
     def iter_edges(self) -> Iterator[Edge]:
         conn = sqlite3.connect(self.path)
         try:
-            for row in conn.execute(f"SELECT {EDGE_COLUMNS} FROM edges ORDER BY id"):
+            for row in conn.execute(f"SELECT {EDGE_COLUMNS} FROM edges"):
                 yield _edge(row)
         finally:
             conn.close()

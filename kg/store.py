@@ -118,7 +118,7 @@ class GraphStore(Protocol):
         ...
 
     def iter_edges(self) -> Iterable[Edge]:
-        """Every edge, ordered by id."""
+        """Every edge, in an order that is the same on every call."""
         ...
 
     def close(self) -> None:

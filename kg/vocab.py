@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from kg.errors import InvalidCurie, UnknownCategory, UnknownPredicate
 
@@ -79,6 +80,7 @@ TRUSTED_STATUSES = frozenset({Status.ASSERTED, Status.CURATED, Status.INFERRED})
 STICKY_STATUSES = frozenset({Status.CURATED, Status.REJECTED})
 
 
+@lru_cache(maxsize=1 << 16)
 def check_curie(value: str) -> str:
     """Return ``value`` if it is a well-formed CURIE (``PREFIX:local``), else raise."""
     if not isinstance(value, str) or not CURIE_RE.match(value):

@@ -1,0 +1,48 @@
+"""Shared fixtures: every store the project supports, real and empty, for each test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kg.store import GraphStore
+
+NEO4J_URL_ENV = "EVOCDSS_TEST_NEO4J_URL"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def neo4j_url() -> str:
+    """The Bolt URL of the test Neo4j that `make test` started, or skip (fail under CI)."""
+    url = os.environ.get(NEO4J_URL_ENV, "")
+    if url:
+        return url
+    reason = os.environ.get("EVOCDSS_TEST_NEO4J_SKIP", "Neo4j was not started (run `make test`)")
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI needs a real Neo4j: {reason}")
+    pytest.skip(reason)
+
+
+def wipe_neo4j(url: str) -> None:
+    """Empty the test database (test set-up only)."""
+    import neo4j
+
+    with neo4j.GraphDatabase.driver(url, auth=None) as driver:
+        driver.execute_query("MATCH (n) DETACH DELETE n")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    """An empty store of each kind."""
+    from kg import open_store
+
+    if request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path / 'kg.sqlite'}")
+    else:
+        url = neo4j_url()
+        wipe_neo4j(url)
+        s = open_store(url)
+    yield s
+    s.close()

@@ -1,0 +1,1 @@
+"""How people and systems use evocdss: the CLI and the HTTP API."""

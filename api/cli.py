@@ -1,0 +1,323 @@
+"""The `evocdss` command line: a sub-command group per job, `--json` wherever it prints results."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kg import open_store
+from kg.errors import KGError
+from kg.model import edge_id
+from kg.settings import get_settings
+from kg.store import GraphStore
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+app = typer.Typer(
+    help="evocdss: a self-evolving, knowledge-graph-centric clinical decision support engine.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+kg_app = typer.Typer(help="Inspect, build and export the knowledge graph.", no_args_is_help=True)
+app.add_typer(kg_app, name="kg")
+
+out = Console()
+err = Console(stderr=True)
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option("--store", help="Store URL (default: EVOCDSS_KG_URL or sqlite:///var/kg.sqlite)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+
+
+class CLIError(Exception):
+    """A user error the CLI reports as one line with a non-zero exit code."""
+
+
+def store_for(url: str | None, *, create: bool = False) -> GraphStore:
+    """Open the store named on the command line, or the configured one."""
+    return open_store(url or get_settings().store_url, create=create)
+
+
+def print_json(data: Any) -> None:
+    """Print JSON for scripts (UTF-8, indented)."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def progress_bar() -> Progress:
+    """A rich progress bar on stderr for long work."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+@kg_app.command("stats")
+def kg_stats(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
+    """Counts of nodes, edges and citations by category, predicate and status."""
+    s = store_for(store)
+    stats = s.stats()
+    if as_json:
+        print_json({"store": s.url, **stats.to_dict()})
+        return
+    out.print(
+        f"[bold]KG version {stats.version}[/] at {s.url}: {stats.nodes:,} nodes, "
+        f"{stats.edges:,} edges, {stats.citations:,} citations"
+    )
+    for title, counts in (
+        ("nodes by category", stats.nodes_by_category),
+        ("edges by predicate", stats.edges_by_predicate),
+        ("edges by status", stats.edges_by_status),
+    ):
+        table = Table(title=title, title_justify="left")
+        table.add_column(title.split(" by ")[1])
+        table.add_column("count", justify="right")
+        for key, n in counts.items():
+            table.add_row(key, f"{n:,}")
+        out.print(table)
+
+
+@kg_app.command("show")
+def kg_show(
+    curie: Annotated[str, typer.Argument(help="Node id, e.g. HP:0001250")],
+    store: StoreOpt = None,
+    limit: Annotated[int, typer.Option(help="Edges shown per direction.")] = 25,
+    as_json: JsonOpt = False,
+) -> None:
+    """A node with its names, cross-references and edges (with statuses and citations)."""
+    from kg.vocab import check_curie
+
+    check_curie(curie)
+    s = store_for(store)
+    node = s.get_node(curie)
+    if node is None:
+        raise CLIError(f"no node {curie} in the KG; try `evocdss kg search` or check the prefix")
+    outgoing = s.neighbors([curie], direction="out", per_node=limit)
+    incoming = s.neighbors([curie], direction="in", per_node=limit)
+    cited = s.get_citations({c for e in outgoing + incoming for c in e.citations})
+    if as_json:
+        print_json(
+            {
+                "node": node.data(),
+                "outgoing": [e.to_dict() for e in outgoing],
+                "incoming": [e.to_dict() for e in incoming],
+                "citations": {k: v.to_dict() for k, v in cited.items()},
+                "kg_version": s.version(),
+            }
+        )
+        return
+    out.print(f"[bold]{node.id}[/] {node.name}  [dim]({node.category})[/]")
+    if node.synonyms:
+        out.print("synonyms: " + "; ".join(f"{x.text} [{x.lang}]" for x in node.synonyms[:20]))
+    if node.xrefs:
+        out.print("xrefs: " + ", ".join(node.xrefs[:20]))
+    for title, edges in (("outgoing", outgoing), ("incoming", incoming)):
+        table = Table(title=f"{title} edges (up to {limit})", title_justify="left")
+        for col in ("subject", "predicate", "object", "status", "conf", "citations"):
+            table.add_column(col)
+        for e in edges:
+            table.add_row(
+                e.subject,
+                e.predicate,
+                e.object,
+                e.status,
+                f"{e.confidence:.2f}",
+                ", ".join(e.citations),
+            )
+        out.print(table)
+
+
+@kg_app.command("history")
+def kg_history(
+    subject: str,
+    predicate: str,
+    object: str,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every change of one edge: who, when, what before and after, and why."""
+    from datetime import UTC, datetime
+
+    from kg.vocab import check_curie, check_predicate
+
+    check_curie(subject)
+    check_predicate(predicate)
+    check_curie(object)
+    s = store_for(store)
+    eid = edge_id(subject, predicate, object)
+    changes = s.changes(key=eid)
+    if not changes:
+        raise CLIError(f"no history for {subject} {predicate} {object}: the KG never held it")
+    if as_json:
+        print_json({"edge_id": eid, "changes": [c.to_dict() for c in changes]})
+        return
+    table = Table(title=f"history of {eid}: {subject} {predicate} {object}", title_justify="left")
+    for col in ("seq", "time (UTC)", "actor", "action", "status", "reason"):
+        table.add_column(col)
+    for c in changes:
+        when = datetime.fromtimestamp(c.time, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        status = (c.after or {}).get("status", "")
+        table.add_row(str(c.seq), when, c.actor, c.action, status, c.reason)
+    out.print(table)
+
+
+@kg_app.command("search")
+def kg_search(
+    text: str,
+    category: Annotated[str | None, typer.Option(help="e.g. biolink:Drug")] = None,
+    limit: int = 20,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find nodes by name or synonym (case, accents and punctuation ignored)."""
+    s = store_for(store)
+    nodes = s.search(text, category=category, limit=limit)
+    if as_json:
+        print_json([n.data() for n in nodes])
+        return
+    if not nodes:
+        raise CLIError(f"nothing in the KG is named like {text!r}")
+    for n in nodes:
+        out.print(f"{n.id}\t{n.name}\t[dim]{n.category}[/]")
+
+
+@kg_app.command("export")
+def kg_export(
+    dest: Annotated[Path, typer.Argument(help="Output file (ttl) or path prefix (kgx).")],
+    format: Annotated[str, typer.Option("--format", help="ttl or kgx")] = "ttl",
+    store: StoreOpt = None,
+) -> None:
+    """Export the KG: Turtle with PROV-O provenance per edge, or KGX nodes/edges TSV."""
+    from kg.export import export_kgx, export_turtle
+
+    if format not in ("ttl", "kgx"):
+        raise CLIError(f"unknown format {format!r}: use ttl or kgx")
+    if not dest.parent.is_dir():
+        raise CLIError(f"folder {dest.parent} does not exist")
+    s = store_for(store)
+    total = s.stats().edges
+    with progress_bar() as bar:
+        task = bar.add_task(f"exporting {format}", total=total)
+
+        def tick(n: int) -> None:
+            bar.advance(task, n)
+
+        if format == "ttl":
+            export_turtle(s, dest, tick)
+            written = [dest]
+        else:
+            written = list(export_kgx(s, dest, tick))
+        bar.update(task, completed=total)
+    err.print(f"wrote {', '.join(map(str, written))} (KG version {s.version()})")
+
+
+@kg_app.command("build")
+def kg_build(
+    store: StoreOpt = None,
+    sources: Annotated[
+        str | None, typer.Option(help="Comma-separated sources (default: all, in build order).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the build report (JSON) here.")] = None,
+    if_absent: Annotated[
+        bool, typer.Option("--if-absent", help="Do nothing when the KG already has edges.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load the bundled sources into the KG (idempotent: a second run writes nothing)."""
+    from ingest.build import SOURCES, build_kg
+
+    settings = get_settings()
+    url = store or settings.store_url
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    s = store_for(url, create=True)
+    if if_absent and s.stats().edges:
+        err.print(f"KG already built at {s.url} (version {s.version()}); nothing to do")
+        return
+    names = [n.strip() for n in sources.split(",")] if sources else list(SOURCES)
+    with progress_bar() as bar:
+        overall = bar.add_task("sources", total=len(names))
+
+        def on_batch(name: str, batch: Any) -> Any:
+            task = bar.add_task(f"writing {name}", total=len(batch.nodes) + len(batch.edges))
+            bar.advance(overall)
+            return lambda n: bar.advance(task, n)
+
+        results = build_kg(s, names, settings, on_batch=on_batch)
+    summary = {
+        "store": s.url,
+        "kg_version": s.version(),
+        "sources": [
+            {
+                "name": r.name,
+                "seconds": round(r.seconds, 1),
+                "nodes_created": r.write.nodes_created,
+                "nodes_updated": r.write.nodes_updated,
+                "edges_created": r.write.edges_created,
+                "edges_updated": r.write.edges_updated,
+                **{k: v for k, v in r.report.items() if k != "source"},
+            }
+            for r in results
+        ],
+    }
+    if report:
+        report.write_text(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title=f"KG build into {s.url}", title_justify="left")
+    for col in ("source", "nodes", "edges", "new/changed edges", "issues", "seconds"):
+        table.add_column(col, justify="left" if col in ("source", "issues") else "right")
+    for r in results:
+        issues = ", ".join(f"{k}: {v['count']}" for k, v in r.report["issues"].items()) or "-"
+        table.add_row(
+            r.name,
+            f"{r.report['nodes']:,}",
+            f"{r.report['edges']:,}",
+            f"{r.write.edges_created:,}/{r.write.edges_updated:,}",
+            issues,
+            f"{r.seconds:.1f}",
+        )
+    out.print(table)
+    out.print(
+        f"KG version {s.version()}. Next: `evocdss kg stats`"
+        + (f"; report in {report}" if report else "")
+    )
+
+
+def main() -> None:
+    """Entry point of the `evocdss` console script: user errors become one line and exit 2."""
+    import logging
+
+    # Library loggers (e.g. the Neo4j driver) must not add lines to our one-line errors.
+    logging.getLogger("neo4j").setLevel(logging.CRITICAL)
+    try:
+        app()
+    except (CLIError, KGError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

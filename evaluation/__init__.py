@@ -1,0 +1,1 @@
+"""Metrics and benchmark runners behind `evocdss eval`."""

@@ -1,0 +1,1 @@
+"""Source loaders, patient-record parsing and entity linking: how knowledge and records get in."""

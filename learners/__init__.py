@@ -1,0 +1,1 @@
+"""Online learners and link prediction that propose new knowledge from patient records."""

@@ -1,0 +1,1 @@
+"""Traceable chain-of-thought reasoning over the KG: plans, tools, cited answers."""

@@ -1,6 +1,6 @@
 """Store benchmark: bulk upsert, point look-ups and degree-capped two-hop neighbourhoods.
 
-    python bench/kg_store.py [--edges 1000000] [--neo4j bolt://127.0.0.1:7688] [--json]
+    python bench/kg_store.py [--edges 1000000] [--neo4j auto|none|bolt://...] [--json]
 
 Prints edges/s and p50/p99 latencies per store, the targets for SQLite, and the Neo4j/SQLite
 ratio of each figure when a Neo4j URL is given (same process, same synthetic graph).
@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kg import Citation, Edge, Node, open_store  # noqa: E402
-from kg.store import GraphStore  # noqa: E402
-from kg.traverse import neighbourhood  # noqa: E402
+from kg import Citation, Edge, Node, open_store
+from kg.store import GraphStore
+from kg.traverse import neighbourhood
 
 PREDICATES = ["biolink:has_phenotype", "biolink:subclass_of", "biolink:interacts_with"]
 CITATION = Citation("src:bench", "database", "synthetic benchmark graph")
@@ -89,10 +94,42 @@ def run(store: GraphStore, nodes: list[Node], edges: list[Edge], seed: int = 11)
     }
 
 
+@contextmanager
+def neo4j_server(url: str) -> Iterator[str]:
+    """Use ``url``, or with 'auto' start an embedded Neo4j with a heap for one big write."""
+    if url != "auto":
+        yield url
+        return
+    launcher = Path(__file__).resolve().parents[1] / "tools" / "neo4j" / "neo4j-embedded"
+    with tempfile.TemporaryDirectory() as tmp:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {
+            **os.environ,
+            "NEO4J_EMBEDDED_JAVA_OPTS": "-Xms2g -Xmx12g -XX:+ExitOnOutOfMemoryError",
+        }
+        env["NEO4J_EMBEDDED_PAGECACHE_MB"] = "2048"
+        pidfile = f"{tmp}/pid"
+        subprocess.run(
+            [launcher, "start", "--port", str(port), "--data", f"{tmp}/db", "--pidfile", pidfile],
+            check=True,
+            env=env,
+        )
+        try:
+            yield f"bolt://127.0.0.1:{port}"
+        finally:
+            subprocess.run([launcher, "stop", "--pidfile", pidfile], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edges", type=int, default=1_000_000)
-    parser.add_argument("--neo4j", default="", help="Bolt URL of an EMPTY Neo4j to compare")
+    parser.add_argument(
+        "--neo4j",
+        default="auto",
+        help="Bolt URL of an EMPTY Neo4j to compare; 'auto' starts one (tools/neo4j); 'none'",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     nodes, edges = synthetic_graph(args.edges)
@@ -101,10 +138,11 @@ def main() -> None:
         store = open_store(f"sqlite:///{tmp}/bench.sqlite")
         results["sqlite"] = run(store, nodes, edges)
         store.close()
-    if args.neo4j:
-        store = open_store(args.neo4j)
-        results["neo4j"] = run(store, nodes, edges)
-        store.close()
+    if args.neo4j != "none":
+        with neo4j_server(args.neo4j) as url:
+            store = open_store(url)
+            results["neo4j"] = run(store, nodes, edges)
+            store.close()
         results["neo4j_over_sqlite"] = {
             k: round(results["neo4j"][k] / results["sqlite"][k], 2)
             for k in results["sqlite"]

@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     neo4j_password: str = ""
     neo4j_database: str = "neo4j"
 
+    pseudonym_salt: str = ""
+    """Secret salt of patient pseudonyms (salted hashes of patient ids) and date shifts; keep
+    it to get the same pseudonyms across runs. Empty: a random salt per process."""
+
     @property
     def store_url(self) -> str:
         return self.kg_url or f"sqlite:///{self.home / 'kg.sqlite'}"

@@ -21,6 +21,7 @@ CATEGORIES = frozenset(
         "biolink:ChemicalEntity",
         "biolink:DrugClass",
         "biolink:Food",
+        "biolink:Device",
         "biolink:ClinicalFinding",
         "biolink:ClinicalTrial",
         "biolink:EligibilityCriterion",

@@ -104,6 +104,9 @@ class GeneratedBy(BaseModel):
     label: str = MACHINE_LABEL
     planner: str = PLANNER
     llm: str | None = None
+    """The chat model that rephrased the answer, when one is configured."""
+    grounding: list[str] = Field(default_factory=list)
+    """Why the LLM's rephrasing was rejected (the deterministic text stands), if it was."""
 
 
 class Answer(BaseModel):

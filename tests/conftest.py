@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from kg.settings import Settings
 from kg.store import GraphStore
 
 NEO4J_URL_ENV = "EVOCDSS_TEST_NEO4J_URL"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 def neo4j_url() -> str:
@@ -46,3 +48,22 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
         s = open_store(url)
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """The project's settings with home at the repo's ``var/`` (raw HPO files, caches)."""
+    return Settings(home=REPO / "var")
+
+
+@pytest.fixture(scope="session")
+def built_kg(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterator[GraphStore]:
+    """The KG built from every bundled source, once per test session (SQLite)."""
+    from ingest.build import build_kg
+    from kg import open_store
+
+    path = tmp_path_factory.mktemp("built-kg") / "kg.sqlite"
+    store = open_store(f"sqlite:///{path}")
+    build_kg(store, settings=settings)
+    yield store
+    store.close()

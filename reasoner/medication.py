@@ -1,0 +1,396 @@
+"""Medication check: a plan of sub-questions over the KG, each finding cited.
+
+1. Which substances are the listed medications? (entity linking; codes checked against names)
+2. Which drug classes do they belong to? (``member_of`` edges)
+3. Do any two interact, directly or through their classes? (``interacts_with`` edges)
+4. Is a substance listed twice? (duplicate therapy)
+5. Is the patient allergic to one of them, or to one of their classes?
+
+Problems come most severe first; a medication the KG does not know is reported, never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import combinations
+
+from pydantic import BaseModel, Field
+
+from ingest.fhir import names_agree
+from ingest.linking import EntityLinker, Link
+from kg.model import Edge, Node
+from kg.vocab import TRUSTED_STATUSES
+from reasoner.answer import Answer, Card, CardSource, Evidence, Finding, Step
+from reasoner.inputs import Coded, Query
+from reasoner.tools import display_name, interactions, memberships, severity_rank
+
+LINKER_MODEL = ("evocdss-entity-linker", "1")
+INDICATOR = {
+    "contraindicated": "critical",
+    "avoid": "warning",
+    "precaution": "warning",
+    "consider": "info",
+    "info": "info",
+}
+
+
+@dataclass
+class Resolved:
+    """One listed medication (or allergy) and the KG node it resolved to, if any."""
+
+    index: int
+    item: Coded
+    fact: str
+    node: Node | None = None
+    link: Link | None = None
+    reason: str = ""
+
+
+class Problem(BaseModel):
+    """A problem of the medication list; ``inputs`` are indexes of the medications involved."""
+
+    type: str
+    severity: str
+    inputs: list[int]
+    entities: list[str]
+    citations: list[str]
+    summary: str
+    proposed: bool = False
+    detail: str = Field(default="", exclude=True)
+    source: str = Field(default="", exclude=True)
+
+
+class MedicationAnswer(Answer):
+    problems: list[Problem] = Field(default_factory=list)
+
+
+@dataclass
+class MedicationCheck:
+    """Runs the medication-check plan for one query."""
+
+    linker: EntityLinker
+    evidence: Evidence = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.store = self.linker.store
+        self.evidence = Evidence(self.store)
+
+    def resolve(self, items: list[Coded], path: str) -> list[Resolved]:
+        """Link each item to a drug node; a code whose name disagrees with the text is not
+        trusted, and neither is a name the KG does not know."""
+        out = []
+        for i, item in enumerate(items):
+            fact = self.evidence.patient(f"{path}[{i}]", item.label(), item.model_dump())
+            res = Resolved(i, item, fact)
+            link = self.linker.link(item.code, "drug") if item.code else None
+            if link is not None and link.known and item.text:
+                names = self._names(link)
+                if not names_agree(item.text, names):
+                    res.reason = (
+                        f"code {item.code} names {link.node.name!r}, which disagrees with "
+                        f"{item.text!r}: not checked on a guess"
+                    )
+                    out.append(res)
+                    continue
+            if (link is None or not link.known) and item.text:
+                link = self.linker.link(item.text, "drug")
+            if link is not None and link.known:
+                res.node, res.link = link.node, link
+            else:
+                res.reason = f"{item.label()!r} is not a drug the KG knows"
+            out.append(res)
+        return out
+
+    def _names(self, link: Link) -> list[str]:
+        ids = [link.node.id, *link.equivalents]
+        return [x for n in self.store.get_nodes(ids).values() for x in _all_names(n)]
+
+    def _link_cites(self, res: Resolved) -> list[str]:
+        link = res.link
+        label = f"{res.item.label()!r} -> {link.node.id} ({link.method}, score {link.score:.2f})"
+        return [res.fact, self.evidence.model(*LINKER_MODEL, label, link.to_dict())]
+
+    def run(self, query: Query) -> MedicationAnswer:
+        meds = self.resolve(query.patient.medications, "medications")
+        allergies = self.resolve(query.patient.allergies, "allergies")
+        steps: list[Step] = []
+        problems: list[Problem] = []
+
+        # 1. what the medications are
+        step = Step(
+            question="Which substances are the listed medications?",
+            tool="entity_linking",
+            inputs={"medications": [m.item.label() for m in meds]},
+        )
+        for m in meds:
+            if m.node is None:
+                step.findings.append(
+                    Finding(claim=f"Medication {m.index + 1}: {m.reason}.", citations=[m.fact])
+                )
+                kind = "code-name-conflict" if "disagrees" in m.reason else "unknown-drug"
+                problems.append(
+                    Problem(
+                        type=kind,
+                        severity="info",
+                        inputs=[m.index],
+                        entities=[],
+                        citations=[m.fact],
+                        summary=m.reason[:140],
+                        detail=m.reason,
+                    )
+                )
+            else:
+                step.findings.append(
+                    Finding(
+                        claim=f"Medication {m.index + 1} ({m.item.label()}) is "
+                        f"{display_name(m.node)} ({m.node.id}).",
+                        citations=self._link_cites(m),
+                    )
+                )
+        known = [m for m in meds if m.node is not None]
+        step.conclusion = f"{len(known)} of {len(meds)} medications are known to the KG."
+        steps.append(step)
+
+        # 2. classes
+        member = memberships(self.store, sorted({m.node.id for m in known}))
+        step = Step(
+            question="Which drug classes do they belong to?",
+            tool="class_memberships",
+            inputs={"nodes": sorted(member)},
+        )
+        names = self.store.get_nodes(
+            {e.object for es in member.values() for e in es} | {m.node.id for m in known}
+        )
+        for m in known:
+            for e in member.get(m.node.id, []):
+                step.findings.append(
+                    Finding(
+                        claim=f"{display_name(m.node)} is a member of {_name(names, e.object)}.",
+                        citations=[self.evidence.edge(e)],
+                    )
+                )
+        step.conclusion = f"{len(step.findings)} class memberships found."
+        steps.append(step)
+
+        # 3. interactions
+        entities = {m.index: [m.node.id, *(e.object for e in member[m.node.id])] for m in known}
+        found = interactions(self.store, [x for ids in entities.values() for x in ids])
+        step = Step(
+            question="Do any two of them interact, directly or through their classes?",
+            tool="interactions",
+            inputs={"entities": sorted({x for ids in entities.values() for x in ids})},
+        )
+        for a, b in combinations(known, 2):
+            hits = _pair_edges(found, entities[a.index], entities[b.index])
+            if not hits:
+                continue
+            problem, finding = self._interaction(a, b, hits, member, names)
+            problems.append(problem)
+            step.findings.append(finding)
+        step.conclusion = (
+            f"{len(step.findings)} interacting pair(s)." if step.findings else "No interaction."
+        )
+        steps.append(step)
+
+        # 4. duplicates
+        step = Step(
+            question="Is any substance listed twice?",
+            tool="entity_linking",
+            inputs={"nodes": [m.node.id for m in known]},
+        )
+        for a, b in combinations(known, 2):
+            if a.node.id == b.node.id:
+                claim = (
+                    f"Medications {a.index + 1} and {b.index + 1} are both "
+                    f"{display_name(a.node)}: duplicate therapy."
+                )
+                cites = [*self._link_cites(a), *self._link_cites(b)]
+                step.findings.append(Finding(claim=claim, citations=cites))
+                problems.append(
+                    Problem(
+                        type="duplicate-therapy",
+                        severity="precaution",
+                        inputs=[a.index, b.index],
+                        entities=[a.node.id],
+                        citations=cites,
+                        summary=claim[:140],
+                        detail=claim,
+                    )
+                )
+        step.conclusion = "Duplicates found." if step.findings else "No duplicate."
+        steps.append(step)
+
+        # 5. allergies
+        if allergies:
+            steps.append(self._allergy_step(known, allergies, member, problems))
+
+        problems.sort(key=lambda p: (severity_rank(p.severity), p.proposed, p.inputs))
+        findings = [f for s in steps for f in s.findings]
+        serious = [p for p in problems if p.type != "unknown-drug"]
+        text = (
+            f"{len(serious)} problem(s) in {len(meds)} medication(s): "
+            + "; ".join(f"{p.severity}: {p.summary}" for p in serious)
+            if serious
+            else f"No problem found among {len(known)} known medication(s)."
+        )
+        unknown = [p for p in problems if p.type == "unknown-drug"]
+        if unknown:
+            text += f" {len(unknown)} medication(s) could not be checked (unknown to the KG)."
+        return MedicationAnswer(
+            id=query.id,
+            kind="medication-check",
+            answer=text,
+            cards=[self._card(p) for p in problems],
+            steps=steps,
+            citations=self.evidence.refs,
+            kg_version=self.store.version(),
+            problems=problems,
+            models=[{"name": LINKER_MODEL[0], "version": LINKER_MODEL[1]}] if findings else [],
+        )
+
+    def _interaction(
+        self,
+        a: Resolved,
+        b: Resolved,
+        hits: list[tuple[Edge, str, str]],
+        member: dict[str, list[Edge]],
+        names: dict[str, Node],
+    ) -> tuple[Problem, Finding]:
+        hits.sort(
+            key=lambda h: (h[0].status not in TRUSTED_STATUSES, severity_rank(_severity_of(h[0])))
+        )
+        edge, ea, eb = hits[0]
+        q = edge.qualifiers
+        severity = _severity_of(edge)
+        via = []
+        cites = [*self._link_cites(a), *self._link_cites(b)]
+        for res, ent in ((a, ea), (b, eb)):
+            if ent != res.node.id:
+                m = next(e for e in member[res.node.id] if e.object == ent)
+                cites.append(self.evidence.edge(m))
+                via.append(f"{display_name(res.node)} is a member of {_name(names, ent)}")
+        cites.append(self.evidence.edge(edge))
+        proposed = edge.status not in TRUSTED_STATUSES
+        label = f"{display_name(a.node)} + {display_name(b.node)}"
+        path = "; ".join(
+            [*via, f"{_name(names, edge.subject)} interacts with {_name(names, edge.object)}"]
+        )
+        mechanism = q.get("mechanism", "")
+        management = q.get("management", "")
+        claim = f"{label}: {severity}" + (" (proposed, not yet reviewed)" if proposed else "")
+        claim += f". {path}."
+        if mechanism:
+            claim += f" Mechanism: {mechanism}."
+        if management:
+            claim += f" Management: {management}."
+        source = ", ".join(
+            self.evidence.refs[s].label for s in self.evidence.refs[cites[-1]].sources
+        )
+        problem = Problem(
+            type="drug-interaction",
+            severity=severity,
+            inputs=[a.index, b.index],
+            entities=list(dict.fromkeys([a.node.id, ea, eb, b.node.id])),
+            citations=cites,
+            summary=f"{label} ({severity})"[:140],
+            proposed=proposed,
+            detail=claim,
+            source=source,
+        )
+        return problem, Finding(claim=claim, citations=cites, proposed=proposed)
+
+    def _allergy_step(
+        self,
+        known: list[Resolved],
+        allergies: list[Resolved],
+        member: dict[str, list[Edge]],
+        problems: list[Problem],
+    ) -> Step:
+        step = Step(
+            question="Is the patient allergic to one of them, or to one of their classes?",
+            tool="class_memberships",
+            inputs={"allergies": [a.item.label() for a in allergies]},
+        )
+        for al in allergies:
+            if al.node is None:
+                step.findings.append(
+                    Finding(claim=f"Allergy {al.index + 1}: {al.reason}.", citations=[al.fact])
+                )
+                continue
+            for m in known:
+                via = [e for e in member[m.node.id] if e.object == al.node.id]
+                if m.node.id != al.node.id and not via:
+                    continue
+                cites = [*self._link_cites(m), *self._link_cites(al)]
+                cites += [self.evidence.edge(e) for e in via]
+                claim = (
+                    f"The patient is allergic to {display_name(al.node)}, and medication "
+                    f"{m.index + 1} is {display_name(m.node)}"
+                    + (f", a member of {display_name(al.node)}" if via else "")
+                    + "."
+                )
+                step.findings.append(Finding(claim=claim, citations=cites))
+                problems.append(
+                    Problem(
+                        type="allergy",
+                        severity="contraindicated",
+                        inputs=[m.index],
+                        entities=[m.node.id, al.node.id],
+                        citations=cites,
+                        summary=f"Allergy: {display_name(m.node)} ({display_name(al.node)})"[:140],
+                        detail=claim,
+                    )
+                )
+        step.conclusion = (
+            "Allergy conflicts found." if any(p.type == "allergy" for p in problems) else "None."
+        )
+        return step
+
+    def _card(self, p: Problem) -> Card:
+        label = p.source or "evocdss medication check"
+        url = ""
+        if p.type == "drug-interaction":
+            edge_ref = self.evidence.refs[p.citations[-1]]
+            url = next((self.evidence.refs[s].url for s in edge_ref.sources), "")
+        summary = p.summary if len(p.summary) <= 140 else p.summary[:139] + "…"
+        if p.proposed:
+            summary = ("Unreviewed: " + summary)[:140]
+        return Card(
+            summary=summary,
+            indicator=INDICATOR.get(p.severity, "info") if not p.proposed else "info",
+            detail=p.detail or None,
+            source=CardSource(label=label, url=url),
+        )
+
+
+def _severity_of(edge: Edge) -> str:
+    return edge.qualifiers.get("severity", "consider")
+
+
+def _pair_edges(
+    found: dict[str, list[Edge]], left: list[str], right: list[str]
+) -> list[tuple[Edge, str, str]]:
+    """Interaction edges between an entity of ``left`` and one of ``right``, with the two ends
+    (left end first); each undirected pair of ends once."""
+    right_set = set(right)
+    out: dict[frozenset[str], tuple[Edge, str, str]] = {}
+    for a in left:
+        for e in found.get(a, []):
+            b = e.object if e.subject == a else e.subject
+            if b in right_set:
+                key = frozenset((a, b, e.qualifiers.get("severity", "")))
+                best = out.get(key)
+                if best is None or severity_rank(_severity_of(e)) < severity_rank(
+                    _severity_of(best[0])
+                ):
+                    out[key] = (e, a, b)
+    return sorted(out.values(), key=lambda h: (severity_rank(_severity_of(h[0])), h[0].id))
+
+
+def _name(names: dict[str, Node], node_id: str) -> str:
+    node = names.get(node_id)
+    return display_name(node) if node else node_id
+
+
+def _all_names(node: Node) -> list[str]:
+    return [node.name, *(s.text for s in node.synonyms)]

@@ -1,0 +1,101 @@
+"""KG tools: the questions a plan's steps ask the KG. The deterministic planner calls them
+directly; ``langchain_tools`` wraps the same functions as LangChain tools for an LLM planner."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from kg.model import Edge, Node
+from kg.store import GraphStore
+from kg.traverse import paths
+from kg.vocab import TRUSTED_STATUSES, Status
+
+#: The one severity scale of drug problems, most severe first.
+SEVERITIES = ("contraindicated", "avoid", "precaution", "consider")
+VISIBLE = (*sorted(TRUSTED_STATUSES), Status.PROPOSED)
+
+
+def severity_rank(severity: str) -> int:
+    """0 for the most severe; unknown severities rank last."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
+
+
+def display_name(node: Node) -> str:
+    """The English name of a node where it has one, else its name."""
+    english = [s.text for s in node.synonyms if s.lang == "en"]
+    return english[0] if english else node.name
+
+
+def memberships(store: GraphStore, node_ids: Sequence[str]) -> dict[str, list[Edge]]:
+    """Tool ``class_memberships``: the classes each node is a member of (trusted edges)."""
+    out: dict[str, list[Edge]] = {n: [] for n in node_ids}
+    for edge in store.neighbors(
+        node_ids,
+        predicates=["biolink:member_of"],
+        direction="out",
+        statuses=sorted(TRUSTED_STATUSES),
+        per_node=200,
+    ):
+        out[edge.subject].append(edge)
+    return out
+
+
+def interactions(store: GraphStore, entity_ids: Iterable[str]) -> dict[str, list[Edge]]:
+    """Tool ``interactions``: the interaction edges of each entity (substance or class),
+    trusted or proposed (proposed ones are labelled as such by the caller)."""
+    ids = list(dict.fromkeys(entity_ids))
+    out: dict[str, list[Edge]] = {n: [] for n in ids}
+    for edge in store.neighbors(
+        ids, predicates=["biolink:interacts_with"], statuses=list(VISIBLE), per_node=1000
+    ):
+        for end in (edge.subject, edge.object):
+            if end in out:
+                out[end].append(edge)
+    return out
+
+
+def edge_history(store: GraphStore, edge_id: str) -> list[dict[str, Any]]:
+    """Tool ``edge_history``: every change of one edge."""
+    return [c.to_dict() for c in store.changes(key=edge_id)]
+
+
+def connecting_paths(
+    store: GraphStore, source: str, target: str, max_hops: int = 3
+) -> list[list[Edge]]:
+    """Tool ``connecting_paths``: the shortest trusted paths between two entities."""
+    return [
+        list(p.edges)
+        for p in paths(store, source, target, max_hops=max_hops, statuses=sorted(TRUSTED_STATUSES))
+    ]
+
+
+def langchain_tools(store: GraphStore) -> list[Any]:
+    """The KG tools as LangChain ``StructuredTool``s over ``store`` (results as plain dicts)."""
+    from langchain_core.tools import StructuredTool
+
+    def as_dicts(groups: dict[str, list[Edge]]) -> dict[str, list[dict[str, Any]]]:
+        return {k: [e.to_dict() for e in v] for k, v in groups.items()}
+
+    def class_memberships(node_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """The drug classes each KG node (CURIE) is a member of."""
+        return as_dicts(memberships(store, node_ids))
+
+    def find_interactions(entity_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Interaction edges (severity, mechanism, management) of substances or classes."""
+        return as_dicts(interactions(store, entity_ids))
+
+    def history(edge_id: str) -> list[dict[str, Any]]:
+        """Who changed a KG edge, when and why."""
+        return edge_history(store, edge_id)
+
+    def find_paths(source: str, target: str) -> list[list[dict[str, Any]]]:
+        """Shortest trusted paths between two KG nodes."""
+        return [[e.to_dict() for e in p] for p in connecting_paths(store, source, target)]
+
+    return [
+        StructuredTool.from_function(class_memberships),
+        StructuredTool.from_function(find_interactions),
+        StructuredTool.from_function(history, name="edge_history"),
+        StructuredTool.from_function(find_paths, name="connecting_paths"),
+    ]

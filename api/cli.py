@@ -306,6 +306,92 @@ def kg_build(
     )
 
 
+@app.command("link")
+def link(
+    text: Annotated[str, typer.Argument(help="A name or a code, e.g. 'Coumadin' or RXNORM:11289")],
+    category: Annotated[
+        str | None, typer.Option(help="drug, phenotype or disease (default: any)")
+    ] = None,
+    embeddings: Annotated[
+        bool, typer.Option(help="Fall back to embedding similarity when no name matches.")
+    ] = True,
+    store: StoreOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Link a mention to a KG node: codes, then exact names/synonyms, then embeddings."""
+    from ingest.linking import EntityLinker
+
+    linker = EntityLinker(store_for(store), get_settings(), use_embeddings=embeddings)
+    result = linker.link(text, category)
+    if as_json:
+        print_json(result.to_dict())
+        return
+    if result.node is None:
+        near = ", ".join(f"{i} {n!r} ({s:.2f})" for i, n, s in result.candidates[:3])
+        raise CLIError(
+            f"unknown: nothing in the KG is {text!r}" + (f"; nearest: {near}" if near else "")
+        )
+    via = (
+        f" via {result.matched} {result.matched_name!r}" if result.matched != result.node.id else ""
+    )
+    out.print(
+        f"{result.node.id}\t{result.node.name}\t[dim]{result.method} {result.score:.2f}{via}[/]"
+    )
+
+
+@app.command("ask")
+def ask(
+    kind: Annotated[str, typer.Argument(help="medication-check, diagnosis, explain, ...")],
+    input: Annotated[Path, typer.Option("--input", help="JSON lines, one query each; - for stdin")],
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Write answers here (default: stdout).")
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Answer one query per input line, in order; a bad line gets an error object, the rest run."""
+    from pydantic import ValidationError
+
+    from reasoner.engine import Reasoner
+
+    reasoner = Reasoner(store_for(store), get_settings())
+    if kind not in reasoner.kinds:
+        raise CLIError(f"unknown kind {kind!r}: use one of {', '.join(reasoner.kinds)}")
+    lines = sys.stdin if str(input) == "-" else _read_lines(input)
+    sink = output.open("w", encoding="utf-8") if output else sys.stdout
+    errors = 0
+    try:
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                result = reasoner.ask(kind, json.loads(line)).model_dump(mode="json")
+            except (ValueError, ValidationError) as exc:
+                errors += 1
+                result = {"line": n, "error": _one_line(exc)}
+            sink.write(json.dumps(result, ensure_ascii=False) + "\n")
+    finally:
+        if output:
+            sink.close()
+    if errors:
+        err.print(f"{errors} line(s) had errors; their output lines say why")
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise CLIError(f"no input file {path}")
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def _one_line(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
+        )
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def main() -> None:
     """Entry point of the `evocdss` console script: user errors become one line and exit 2."""
     import logging

@@ -67,3 +67,48 @@ def built_kg(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> It
     build_kg(store, settings=settings)
     yield store
     store.close()
+
+
+def resolve_path(payload: dict, path: str) -> object:
+    """The value at ``medications[0]``-style ``path`` inside ``payload['patient']``."""
+    value: object = payload.get("patient", payload)
+    for part in path.replace("]", "").split("."):
+        name, _, index = part.partition("[")
+        value = value[name]  # type: ignore[index]
+        if index:
+            value = value[int(index)]  # type: ignore[index]
+    return value
+
+
+@pytest.fixture
+def assert_cited() -> object:
+    """A checker: every finding and problem of an answer cites refs that resolve — KG edges that
+    exist (with their sources), facts of the query's patient, model outputs, or sources."""
+
+    def check(answer: object, store: GraphStore, payload: dict) -> int:
+        refs = answer.citations  # type: ignore[attr-defined]
+        keys = [k for s in answer.steps for f in s.findings for k in f.citations]  # type: ignore[attr-defined]
+        for step in answer.steps:  # type: ignore[attr-defined]
+            for finding in step.findings:
+                assert finding.citations, f"uncited claim: {finding.claim}"
+        keys += [k for p in getattr(answer, "problems", []) for k in p.citations]
+        for key in keys:
+            ref = refs[key]
+            if ref.kind == "kg_edge":
+                edge = store.get_edge(ref.edge["id"])
+                assert edge is not None and edge.key == (
+                    ref.edge["subject"],
+                    ref.edge["predicate"],
+                    ref.edge["object"],
+                )
+                assert ref.sources and all(refs[s].kind == "source" for s in ref.sources)
+                assert set(ref.sources) == set(edge.citations)
+            elif ref.kind == "patient_fact":
+                assert resolve_path(payload, ref.path) is not None
+            elif ref.kind == "model_output":
+                assert ref.path and ref.value is not None
+            else:
+                assert ref.kind == "source" and store.get_citations([key])
+        return len(keys)
+
+    return check

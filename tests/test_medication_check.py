@@ -1,0 +1,121 @@
+"""The medication check on the real KG: interactions through classes, severities, citations."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from kg.settings import Settings
+from kg.store import GraphStore
+from reasoner.engine import Reasoner
+from reasoner.medication import MedicationAnswer
+
+
+@pytest.fixture(scope="module")
+def reasoner(built_kg: GraphStore, settings: Settings) -> Reasoner:
+    return Reasoner(built_kg, settings)
+
+
+def check(reasoner: Reasoner, *meds: dict, allergies: tuple[dict, ...] = ()) -> tuple:
+    payload = {"id": "q", "patient": {"medications": list(meds), "allergies": list(allergies)}}
+    answer = reasoner.ask("medication-check", payload)
+    assert isinstance(answer, MedicationAnswer)
+    return answer, payload
+
+
+@pytest.mark.parametrize(
+    "meds",
+    [
+        ({"text": "warfarin"}, {"text": "ibuprofen"}),
+        ({"code": "RXNORM:11289"}, {"code": "RXNORM:5640"}),
+        ({"code": "RXNORM:11289", "text": "Coumadin"}, {"text": "Ibuprofène"}),
+    ],
+)
+def test_warfarin_and_ibuprofen_interact_through_their_classes(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable, meds: tuple
+) -> None:
+    answer, payload = check(reasoner, *meds)
+    (problem,) = answer.problems
+    assert (problem.type, problem.severity, problem.inputs) == ("drug-interaction", "avoid", [0, 1])
+    assert problem.entities == [
+        "ANSM:warfarine",
+        "ANSM:anticoagulants-oraux",
+        "ANSM:anti-inflammatoires-non-steroidiens",
+        "ANSM:ibuprofene",
+    ]
+    edges = [answer.citations[c] for c in problem.citations if c.startswith("kg:")]
+    assert [e.edge["predicate"] for e in edges] == [
+        "biolink:member_of",
+        "biolink:member_of",
+        "biolink:interacts_with",
+    ]
+    assert all(answer.citations[s].id == "src:ansm-thesaurus" for s in edges[-1].sources)
+    assert edges[-1].edge["qualifiers"]["severity"] == "avoid"
+    assert answer.cards[0].indicator == "warning" and "ANSM" in answer.cards[0].source.label
+    assert "member of" in answer.steps[2].findings[0].claim
+    assert assert_cited(answer, built_kg, payload) > 5
+    assert answer.kg_version == built_kg.version()
+    assert "machine-generated" in answer.generated_by.label
+
+
+def test_the_most_severe_statement_of_a_pair_wins_and_problems_are_ordered(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable
+) -> None:
+    answer, payload = check(
+        reasoner, {"text": "ibuprofen"}, {"text": "aspirin"}, {"text": "warfarin"}
+    )
+    assert [(p.inputs, p.severity) for p in answer.problems] == [
+        ([1, 2], "contraindicated"),
+        ([0, 1], "avoid"),
+        ([0, 2], "avoid"),
+    ]
+    assert answer.cards[0].indicator == "critical"
+    assert all(len(c.summary) <= 140 for c in answer.cards)
+    assert_cited(answer, built_kg, payload)
+
+
+def test_unknown_drugs_and_code_name_conflicts_are_reported_not_dropped(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable
+) -> None:
+    answer, payload = check(
+        reasoner,
+        {"text": "warfarin"},
+        {"text": "zzqxv"},
+        {"code": "RXNORM:3002", "text": "alendronate"},
+    )
+    kinds = {p.type: p for p in answer.problems}
+    assert kinds["unknown-drug"].inputs == [1]
+    assert kinds["code-name-conflict"].inputs == [2]
+    assert "cyclophosphamide" in kinds["code-name-conflict"].summary.lower()
+    assert "could not be checked" in answer.answer
+    assert_cited(answer, built_kg, payload)
+
+
+def test_duplicates_and_allergies(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable
+) -> None:
+    answer, payload = check(
+        reasoner,
+        {"text": "ibuprofen"},
+        {"code": "RXNORM:5640"},
+        allergies=({"text": "NSAIDs"},),
+    )
+    types = [(p.type, p.severity, p.inputs) for p in answer.problems]
+    assert ("duplicate-therapy", "precaution", [0, 1]) in types
+    assert ("allergy", "contraindicated", [0]) in types and (
+        "allergy",
+        "contraindicated",
+        [1],
+    ) in types
+    assert types[0][1] == "contraindicated"
+    assert_cited(answer, built_kg, payload)
+
+
+def test_bad_payloads_raise_validation_errors(reasoner: Reasoner) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="give a code"):
+        reasoner.ask("medication-check", {"id": "x", "patient": {"medications": [{}]}})
+    with pytest.raises(ValueError, match="unknown kind"):
+        reasoner.ask("horoscope", {"id": "x"})

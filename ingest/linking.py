@@ -94,14 +94,30 @@ class EntityLinker:
     threshold: float = DEFAULT_THRESHOLD
     use_embeddings: bool = True
     _indexes: dict[str, Any] = field(default_factory=dict, repr=False)
+    _links: dict[tuple[str, str | None], Link] = field(default_factory=dict, repr=False)
+    _version: int = -1
 
     def link(self, text: str, category: str | None = None) -> Link:
-        """Link ``text`` (a name or a code) within ``category`` (drug, phenotype, disease)."""
+        """Link ``text`` (a name or a code) within ``category`` (drug, phenotype, disease).
+
+        Results are remembered until the KG version changes."""
         if category is not None and category not in GROUPS:
             raise ValueError(f"unknown category {category!r}: use {', '.join(GROUPS)}")
         text = text.strip()
         if not text:
             raise ValueError("nothing to link: the text is empty")
+        version = self.store.version()
+        if version != self._version:
+            self._links.clear()
+            self._version = version
+        key = (text, category)
+        if key not in self._links:
+            if len(self._links) > 100_000:
+                self._links.clear()
+            self._links[key] = self._link(text, category)
+        return self._links[key]
+
+    def _link(self, text: str, category: str | None) -> Link:
         node = self._by_code(text, category)
         if node is not None:
             return self._canonical(text, node, "code", 1.0, category)

@@ -393,6 +393,22 @@ class Neo4jStore:
             seen.setdefault(edge.id, edge)
         return list(seen.values())
 
+    def edges_between(
+        self,
+        nodes: Sequence[str],
+        *,
+        predicates: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[Edge]:
+        rows = self._query(
+            "MATCH (a:Node)-[r:REL]->(b:Node) WHERE a.id IN $ids AND b.id IN $ids AND "
+            f"{_filters(predicates, statuses)} RETURN {EDGE_RETURN} ORDER BY s, p, o",
+            ids=list(dict.fromkeys(nodes)),
+            predicates=list(predicates or []),
+            statuses=list(statuses or []),
+        )
+        return [_edge(r) for r in rows]
+
     def changes(
         self, since: int = 0, *, key: str | None = None, limit: int | None = None
     ) -> list[Change]:

@@ -473,6 +473,30 @@ class SQLiteStore:
                         seen.setdefault(edge.id, edge)
         return list(seen.values())
 
+    def edges_between(
+        self,
+        nodes: Sequence[str],
+        *,
+        predicates: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[Edge]:
+        ids = list(dict.fromkeys(nodes))[: MAX_VARS // 2]
+        if len(ids) < len(set(nodes)):
+            raise ValueError(f"edges_between takes at most {MAX_VARS // 2} nodes")
+        sql = (
+            f"SELECT {EDGE_COLUMNS} FROM edges WHERE subject IN ({_in(ids)}) "
+            f"AND object IN ({_in(ids)})"
+        )
+        params: list = [*ids, *ids]
+        if predicates is not None:
+            sql += f" AND predicate IN ({_in(predicates)})"
+            params.extend(predicates)
+        if statuses is not None:
+            sql += f" AND status IN ({_in(statuses)})"
+            params.extend(statuses)
+        rows = self._conn().execute(sql + " ORDER BY subject, predicate, object", params)
+        return [_edge(row) for row in rows]
+
     def changes(
         self, since: int = 0, *, key: str | None = None, limit: int | None = None
     ) -> list[Change]:

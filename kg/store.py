@@ -89,6 +89,16 @@ class GraphStore(Protocol):
         per node and direction (the most confident first), so hubs cannot blow up a query."""
         ...
 
+    def edges_between(
+        self,
+        nodes: Sequence[str],
+        *,
+        predicates: Sequence[str] | None = None,
+        statuses: Sequence[str] | None = None,
+    ) -> list[Edge]:
+        """Edges whose subject and object are both among ``nodes`` (the induced subgraph)."""
+        ...
+
     def set_status(self, edge_id: str, status: str, *, actor: str, reason: str) -> Edge:
         """Change an edge's status, logging actor and reason; returns the edge after."""
         ...

@@ -42,16 +42,16 @@ def memberships(store: GraphStore, node_ids: Sequence[str]) -> dict[str, list[Ed
 
 
 def interactions(store: GraphStore, entity_ids: Iterable[str]) -> dict[str, list[Edge]]:
-    """Tool ``interactions``: the interaction edges of each entity (substance or class),
-    trusted or proposed (proposed ones are labelled as such by the caller)."""
+    """Tool ``interactions``: the interaction edges among the entities (substances or classes),
+    by entity, trusted or proposed (proposed ones are labelled as such by the caller)."""
     ids = list(dict.fromkeys(entity_ids))
     out: dict[str, list[Edge]] = {n: [] for n in ids}
-    for edge in store.neighbors(
-        ids, predicates=["biolink:interacts_with"], statuses=list(VISIBLE), per_node=1000
+    for edge in store.edges_between(
+        ids, predicates=["biolink:interacts_with"], statuses=list(VISIBLE)
     ):
-        for end in (edge.subject, edge.object):
-            if end in out:
-                out[end].append(edge)
+        out[edge.subject].append(edge)
+        if edge.object != edge.subject:
+            out[edge.object].append(edge)
     return out
 
 
@@ -82,7 +82,7 @@ def langchain_tools(store: GraphStore) -> list[Any]:
         return as_dicts(memberships(store, node_ids))
 
     def find_interactions(entity_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Interaction edges (severity, mechanism, management) of substances or classes."""
+        """Interaction edges (severity, mechanism, management) among substances or classes."""
         return as_dicts(interactions(store, entity_ids))
 
     def history(edge_id: str) -> list[dict[str, Any]]:

@@ -162,6 +162,20 @@ def test_neighbors_respect_direction_predicates_and_the_hub_cap(store: GraphStor
         store.neighbors(["TEST:nsaids"], direction="sideways")
 
 
+def test_edges_between_a_set_of_nodes(store: GraphStore) -> None:
+    load(store)
+    among = store.edges_between(["TEST:ibuprofen", "TEST:nsaids", "TEST:vka", "TEST:nope"])
+    assert {(e.subject, e.object) for e in among} == {
+        ("TEST:ibuprofen", "TEST:nsaids"),
+        ("TEST:nsaids", "TEST:vka"),
+    }
+    only = store.edges_between(
+        ["TEST:ibuprofen", "TEST:nsaids", "TEST:vka"], predicates=["biolink:interacts_with"]
+    )
+    assert [e.object for e in only] == ["TEST:vka"]
+    assert store.edges_between(["TEST:vka"], statuses=["proposed"]) == []
+
+
 def test_bounded_paths_explain_class_level_interactions(store: GraphStore) -> None:
     load(store)
     found = paths(store, "TEST:ibuprofen", "TEST:warfarin", max_hops=3)

@@ -56,15 +56,47 @@ def settings() -> Settings:
     return Settings(home=REPO / "var")
 
 
+def _kg_fingerprint() -> str:
+    """A hash of everything a KG build depends on in this repo (loaders, data, KG code)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for path in sorted([*REPO.glob("ingest/**/*"), *REPO.glob("kg/*.py")]):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
 def built_kg(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterator[GraphStore]:
-    """The KG built from every bundled source, once per test session (SQLite)."""
+    """The KG built from every bundled source, once per test session (SQLite).
+
+    A build is kept under ``var/test-kg`` keyed by a hash of the loaders and KG code, so that
+    local runs reuse it; each session works on its own copy (tests may write to it).
+    """
+    import fcntl
+    import shutil
+
     from ingest.build import build_kg
     from kg import open_store
 
+    cache_dir = REPO / "var" / "test-kg"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cached = cache_dir / f"kg-{_kg_fingerprint()}.sqlite"
+    with (cache_dir / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not cached.exists():
+            for old in cache_dir.glob("kg-*.sqlite*"):
+                old.unlink()
+            partial = cached.with_suffix(".partial")
+            store = open_store(f"sqlite:///{partial}")
+            build_kg(store, settings=settings)
+            store.close()
+            partial.rename(cached)
     path = tmp_path_factory.mktemp("built-kg") / "kg.sqlite"
+    shutil.copyfile(cached, path)
     store = open_store(f"sqlite:///{path}")
-    build_kg(store, settings=settings)
     yield store
     store.close()
 

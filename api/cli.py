@@ -28,6 +28,10 @@ app = typer.Typer(
 )
 kg_app = typer.Typer(help="Inspect, build and export the knowledge graph.", no_args_is_help=True)
 app.add_typer(kg_app, name="kg")
+eval_app = typer.Typer(
+    help="Evaluations: metrics against baselines, JSON/Markdown/PNG.", no_args_is_help=True
+)
+app.add_typer(eval_app, name="eval")
 
 out = Console()
 err = Console(stderr=True)
@@ -390,6 +394,19 @@ def _one_line(exc: Exception) -> str:
             f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors()
         )
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _mount_commands() -> None:
+    """Mount the command groups that live in ``api/commands``."""
+    from api.commands import ontology, trials
+
+    app.add_typer(trials.app, name="trials")
+    app.add_typer(ontology.app, name="ontology")
+    app.command("sparql")(ontology.sparql)
+    eval_app.command("trials")(trials.eval_trials)
+
+
+_mount_commands()
 
 
 def main() -> None:

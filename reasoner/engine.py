@@ -30,6 +30,7 @@ class Reasoner:
         self._kinds: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "medication-check": self.medication_check,
             "explain": self.explain,
+            "trial-match": self.trial_match,
         }
 
     @property
@@ -50,6 +51,11 @@ class Reasoner:
 
     def explain(self, payload: dict[str, Any]) -> Answer:
         return explain(self.store, ExplainQuery.model_validate(payload))
+
+    def trial_match(self, payload: dict[str, Any]) -> Answer:
+        from reasoner.trials import trial_match
+
+        return trial_match(self, payload)
 
     def _rephrase(self, answer: Answer) -> Answer:
         from reasoner.grounding import rephrase

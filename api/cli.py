@@ -398,8 +398,10 @@ def _one_line(exc: Exception) -> str:
 
 def _mount_commands() -> None:
     """Mount the command groups that live in ``api/commands``."""
-    from api.commands import ontology, trials
+    from api.commands import learn, ontology, trials
 
+    app.add_typer(learn.app)
+    eval_app.command("learners")(learn.eval_learners)
     app.add_typer(trials.app, name="trials")
     app.add_typer(ontology.app, name="ontology")
     app.command("sparql")(ontology.sparql)

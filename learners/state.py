@@ -1,0 +1,127 @@
+"""Learner state on disk: the learners, where they are in the record stream, and the salt of
+the patient pseudonyms they saw, so that a restart resumes without counting anything twice.
+
+The position is the number of events learned, the time of the last one, the ids of the events
+learned at that time (ties), and an order-free digest of every id learned (the sum of their
+64-bit hashes). A replay skips what the position says was learned and checks that what it
+skipped is exactly that.
+
+The file is a pickle written by this program under ``<home>/learners`` (write-then-rename, so
+a crash leaves the previous state); only load files you wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from kg.settings import Settings
+
+STATE_FORMAT = 1
+MASK = (1 << 64) - 1
+
+
+def state_path(settings: Settings) -> Path:
+    """Where the learners' state lives by default: ``<home>/learners/state.pkl``."""
+    return settings.home / "learners" / "state.pkl"
+
+
+def id_hash(event_id: str) -> int:
+    """The 64-bit hash of an event id that the position's digest sums."""
+    return int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest())
+
+
+@dataclass
+class StreamPosition:
+    """How far the learners got in the time-ordered record stream."""
+
+    events: int = 0
+    last_time: datetime | None = None
+    at_last_time: set[str] = field(default_factory=set)
+    digest: int = 0
+
+    def learned(self, event_id: str, when: datetime) -> bool:
+        """Whether the event at ``when`` with this id was learned already."""
+        if self.last_time is None or when > self.last_time:
+            return False
+        return when < self.last_time or event_id in self.at_last_time
+
+    def advance(self, event_id: str, when: datetime) -> None:
+        """Record that the event was learned (events come oldest first)."""
+        if when != self.last_time:
+            self.last_time = when
+            self.at_last_time = set()
+        self.at_last_time.add(event_id)
+        self.events += 1
+        self.digest = (self.digest + id_hash(event_id)) & MASK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "last_time": self.last_time.isoformat() if self.last_time else None,
+            "digest": f"{self.digest:016x}",
+        }
+
+
+@dataclass
+class LearnerState:
+    """The learners by name, their stream position and the pseudonym salt of their patients."""
+
+    learners: dict[str, Any]
+    salt: str
+    position: StreamPosition = field(default_factory=StreamPosition)
+    format: int = STATE_FORMAT
+    created: float = field(default_factory=time.time)
+    saved: float = 0.0
+
+    def versions(self) -> dict[str, str]:
+        return {name: f"{lrn.name}@{lrn.version}" for name, lrn in self.learners.items()}
+
+
+def new_state(learners: dict[str, Any], settings: Settings) -> LearnerState:
+    """A fresh state; the salt is the configured pseudonym salt, else a random one kept in the
+    state (patient pseudonyms must stay the same across runs for the learners to resume)."""
+    return LearnerState(learners=learners, salt=settings.pseudonym_salt or secrets.token_hex(16))
+
+
+def load_state(path: Path, current: dict[str, type]) -> LearnerState | None:
+    """The state saved at ``path`` (None if there is none). ``current`` maps learner names to
+    their classes: a state saved by another version of a learner is refused."""
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as f:
+            state = pickle.load(f)
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise ValueError(
+            f"learner state {path} is unreadable ({exc}): start over with --reset"
+        ) from None
+    if not isinstance(state, LearnerState) or state.format != STATE_FORMAT:
+        raise ValueError(f"learner state {path} has another format: start over with --reset")
+    for name, cls in current.items():
+        saved = state.learners.get(name)
+        if saved is not None and saved.version != cls.version:
+            raise ValueError(
+                f"learner state {path} was saved by {name}@{saved.version}, this is "
+                f"{name}@{cls.version}: start over with --reset"
+            )
+    return state
+
+
+def save_state(state: LearnerState, path: Path) -> None:
+    """Write the state atomically (a crash leaves the previous file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state.saved = time.time()
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

@@ -20,6 +20,10 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/evocdss kg build --if-absent --report var/build-report.json
 	$(VENV)/bin/evocdss kg stats
+	@if [ -z "$$EVOCDSS_API_KEYS$$EVOCDSS_API_KEYS_FILE" ] && [ ! -s var/api-keys ]; then \
+	  umask 077; echo "$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))'):admin" > var/api-keys; \
+	  echo "created an admin API key in var/api-keys (send it as: Authorization: Bearer <key>)"; fi
+	EVOCDSS_API_KEYS_FILE=$${EVOCDSS_API_KEYS_FILE:-var/api-keys} $(VENV)/bin/evocdss serve
 
 test: install
 	bash tools/test.sh

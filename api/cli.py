@@ -396,6 +396,17 @@ def _one_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
+@app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+) -> None:
+    """Serve CDS Hooks and the REST API (FastAPI + uvicorn, one worker)."""
+    from api.server import serve as run_server
+
+    run_server(host, port, get_settings())
+
+
 def _mount_commands() -> None:
     """Mount the command groups that live in ``api/commands``."""
     from api.commands import learn, ontology, trials

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -26,6 +27,46 @@ class Settings(BaseSettings):
     pseudonym_salt: str = ""
     """Secret salt of patient pseudonyms (salted hashes of patient ids) and date shifts; keep
     it to get the same pseudonyms across runs. Empty: a random salt per process."""
+
+    # --- HTTP API (api/) --------------------------------------------------------------------
+
+    api_keys: SecretStr = SecretStr("")
+    """API keys and their roles, ``key:role`` separated by commas (roles: clinician, curator,
+    ingest, admin), e.g. ``EVOCDSS_API_KEYS="k3y...:clinician,s3cr3t...:curator"``. Keys are at
+    least 16 characters; clients send ``Authorization: Bearer <key>``."""
+
+    api_keys_file: Path | None = None
+    """A file of API keys, one ``key:role`` per line (``#`` comments and blank lines skipped);
+    used together with ``api_keys``."""
+
+    api_open_access: bool = False
+    """Development only: with no API key configured, serve every request as role ``admin``
+    instead of refusing to start. Never set it on a server that holds real patient data."""
+
+    api_max_body_bytes: int = 16 * 1024 * 1024
+    """Largest request body accepted (bytes); larger ones get 413."""
+
+    api_rate_per_second: float = 100.0
+    """Requests per second each API key may make on average (token bucket); over it: 429."""
+
+    api_rate_burst: int = 200
+    """Requests an API key may make at once before the rate limit applies (bucket size)."""
+
+    api_audit_log: Path | None = None
+    """The append-only audit log of the HTTP API (JSON lines, no patient data); default
+    ``<home>/audit.log``."""
+
+    api_feedback_db: Path | None = None
+    """The SQLite file of CDS Hooks cards issued and clinicians' feedback on them; default
+    ``<home>/feedback.sqlite``."""
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.api_audit_log or self.home / "audit.log"
+
+    @property
+    def feedback_path(self) -> Path:
+        return self.api_feedback_db or self.home / "feedback.sqlite"
 
     @property
     def store_url(self) -> str:

@@ -1,0 +1,202 @@
+"""From a CDS Hooks call to the reasoner's query: the FHIR resources of ``context.draftOrders``
+and ``prefetch`` are read with ``ingest.fhir`` into the patient's ``PatientContext``, then
+mapped onto a ``Query`` (RxNorm codes as ``RXNORM:<code>`` with the display as text), keeping
+which medication is which order and what could not be read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import HTTPException
+from pydantic import ValidationError
+
+from api.cds_models import Bundle, FhirResource, HookRequest, InputMedication, InputProblem
+from api.context import ApiContext
+from ingest.fhir import curie_for, read_bundle
+from ingest.patient import Item, MedicationItem, PatientContext
+from reasoner.inputs import Coded, Patient, Query
+
+MAX_AGE = 150
+INACTIVE_MEDICATION = frozenset(
+    {"completed", "stopped", "cancelled", "entered-in-error", "not-taken", "revoked"}
+)
+INACTIVE_ALLERGY = frozenset({"inactive", "resolved", "refuted", "entered-in-error"})
+INACTIVE_CONDITION = frozenset({"inactive", "resolved", "remission", "refuted", "entered-in-error"})
+CHECKED_TYPES = frozenset({"MedicationRequest", "MedicationStatement", "AllergyIntolerance"})
+_ENTRY = re.compile(r"#entry\[(\d+)\]$")
+
+
+@dataclass
+class HookInput:
+    """A hook call read into a query: which medication is which order, what could not be read."""
+
+    patient: str
+    query: Query
+    medications: list[InputMedication]
+    focus: set[int]
+    problems: list[InputProblem]
+    unreadable: list[tuple[str, str]]  # medications and allergies not read: (resource, why)
+
+
+def read_hook(
+    ctx: ApiContext,
+    patient_id: str,
+    request: HookRequest,
+    drafts: Bundle | None = None,
+    selections: list[str] | None = None,
+) -> HookInput:
+    """Read the hook's draft orders and prefetch into the patient's query."""
+    prefetch = request.prefetch or {}
+    entries, drafts_at, checked_at = _entries(f"Patient/{patient_id}", drafts, prefetch)
+    records = read_bundle({"resourceType": "Bundle", "entry": entries}, salt=ctx.salt)
+    pid = ctx.patient_pseudonym(patient_id)
+    patient = next((p for p in records.patients if p.patient_id == pid), None)
+    problems = [_problem(p) for p in records.problems]
+    others = sum(len(list(p.items())) for p in records.patients if p.patient_id != pid)
+    if others:
+        problems.append(
+            InputProblem(
+                kind="other-patient",
+                position="input",
+                message=f"{others} item(s) about other patients were ignored",
+            )
+        )
+    if patient is None:  # nothing in the input is about this patient
+        today = datetime.now(UTC).date()
+        patient = PatientContext(patient_id=pid, age=None, sex="unknown", reference_date=today)
+    problems += [_problem(p) for p in patient.problems if p.kind != "missing-patient"]
+    unreadable = [
+        (checked_at[int(m.group(1))], p.message)
+        for p in problems
+        if (m := _ENTRY.search(p.position)) and int(m.group(1)) in checked_at
+    ]
+    wanted = set(selections or [])
+    meds: list[Coded] = []
+    origins: list[InputMedication] = []
+    focus: set[int] = set()
+    draft_ids = set(drafts_at.values())
+    ordered = sorted(patient.medications, key=lambda m: m.source.entry not in drafts_at)
+    for item in ordered:
+        at = item.source.entry
+        is_draft = at in drafts_at
+        resource = drafts_at[at] if is_draft else _reference(item)
+        if not is_draft and (item.status in INACTIVE_MEDICATION or resource in draft_ids):
+            continue
+        coded = _medication(item)
+        if coded is None:
+            unreadable.append((resource, "no RxNorm code and no name to check it by"))
+            continue
+        if is_draft and (not wanted or resource in wanted):
+            focus.add(len(meds))
+        origin = "draft" if is_draft else "active"
+        origins.append(InputMedication(index=len(meds), origin=origin, resource=resource))
+        meds.append(coded)
+    if patient.age is not None and not 0 <= patient.age <= MAX_AGE:
+        problems.append(
+            InputProblem(kind="bad-date", position="Patient", message="implausible age")
+        )
+        patient.age = None
+    try:
+        query = _query(request.hookInstance, patient, meds)
+    except ValidationError as exc:
+        raise HTTPException(422, f"the hook's data cannot be checked: {one_line(exc)}") from None
+    return HookInput(pid, query, origins, focus, problems, unreadable)
+
+
+def _query(hook_instance: str, patient: PatientContext, meds: list[Coded]) -> Query:
+    return Query(
+        id=hook_instance,
+        patient=Patient(
+            medications=meds,
+            allergies=_active(patient.allergies, INACTIVE_ALLERGY, ("RXNORM",)),
+            conditions=_active(patient.conditions, INACTIVE_CONDITION, None),
+            phenotypes=_phenotypes(patient, excluded=False),
+            excluded_phenotypes=_phenotypes(patient, excluded=True),
+            age=patient.age,
+            sex=patient.sex,
+        ),
+    )
+
+
+def one_line(exc: ValidationError) -> str:
+    """A validation error as one line naming each field."""
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'input'}: {e['msg']}" for e in exc.errors())
+
+
+def _entries(
+    subject: str, drafts: Bundle | None, prefetch: dict[str, FhirResource | None]
+) -> tuple[list[dict[str, Any]], dict[int, str], dict[int, str]]:
+    """The entries of one Bundle of the draft orders (first) and every prefetched resource,
+    with the positions of the draft orders, and of every resource the medication check needs
+    (medications and allergies), as ``Type/id``. A prefetch Bundle that is not one is a 422."""
+    resources = [e.resource.model_dump() for e in drafts.entry if e.resource] if drafts else []
+    n_drafts = len(resources)
+    for key, value in prefetch.items():
+        if value is None:
+            continue
+        data = value.model_dump()
+        if data["resourceType"] != "Bundle":
+            resources.append(data)
+            continue
+        entries = data.get("entry", [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise HTTPException(422, f"prefetch.{key}: Bundle.entry is not a list of objects")
+        resources += [e["resource"] for e in entries if isinstance(e.get("resource"), dict)]
+    drafts_at: dict[int, str] = {}
+    checked_at: dict[int, str] = {}
+    for i, resource in enumerate(resources):
+        rtype = resource.get("resourceType")
+        rid = resource.get("id")
+        ref = f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"{rtype} (entry {i})"
+        if i < n_drafts and rtype == "MedicationRequest":
+            resource.setdefault("subject", {"reference": subject})
+            drafts_at[i] = ref
+        if rtype in CHECKED_TYPES:
+            checked_at[i] = ref
+    return [{"resource": r} for r in resources], drafts_at, checked_at
+
+
+def _problem(p: Any) -> InputProblem:
+    return InputProblem(kind=p.kind, position=p.position, message=p.message)
+
+
+def _reference(item: Item) -> str:
+    return f"{item.source.resource_type}/{item.source.resource_id}"
+
+
+def _medication(item: MedicationItem) -> Coded | None:
+    return _coded(item, ("RXNORM",))
+
+
+def _active(
+    items: list[Any], inactive: frozenset[str], prefixes: tuple[str, ...] | None
+) -> list[Coded]:
+    return [c for x in items if x.status not in inactive and (c := _coded(x, prefixes))]
+
+
+def _coded(item: Any, prefixes: tuple[str, ...] | None) -> Coded | None:
+    """The item as the reasoner's ``Coded``: its first code of ``prefixes`` (any KG vocabulary
+    when None) and its text; None when it has neither."""
+    code = None
+    for c in item.codes:
+        curie = curie_for(c.system, c.code)
+        if curie and len(curie) <= 200 and (prefixes is None or curie.split(":")[0] in prefixes):
+            code = curie
+            break
+    text = item.text.strip()[:500] or None
+    return Coded(code=code, text=text) if code or text else None
+
+
+def _phenotypes(patient: PatientContext, *, excluded: bool) -> list[str]:
+    out = []
+    for p in patient.phenotypes:
+        if p.excluded != excluded or p.link.status == "conflict":
+            continue
+        curies = (curie_for(c.system, c.code) for c in p.codes)
+        curie = next((x for x in curies if x and x.startswith("HP:")), None)
+        if curie and curie not in out:
+            out.append(curie)
+    return out

@@ -16,7 +16,7 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from api import cds_hooks, rest
+from api import cds_hooks, ontology_routes, proposal_routes, rest
 from api.audit import AuditLog, Recorder
 from api.cds_models import error_responses
 from api.context import ApiContext, Ctx
@@ -35,6 +35,8 @@ DESCRIPTION = """Clinical decision support over a cited medical knowledge graph.
 * **CDS Hooks 2.0**: `GET /cds-services`, `order-select`, `order-sign`, `patient-view` and
   feedback. Cards come with the full reasoning trace in `extension.evocdss`.
 * **REST** under `/v1`: ask the reasoner, read the KG, read FHIR R4 records.
+* **Curation** (role curator): `/v1/ontology` change sets checked by HermiT, versions, diffs
+  and histories; `/v1/proposals` to accept or reject what the learners propose.
 
 Send `Authorization: Bearer <API key>`; roles are clinician, curator, ingest and admin.
 Every answer is machine-generated decision support for a clinician, not a decision.
@@ -79,6 +81,8 @@ def create_app(store: GraphStore | None = None, settings: Settings | None = None
     app.state.ctx = ctx
     app.include_router(cds_hooks.router())
     app.include_router(rest.router(ctx.reasoner.kinds))
+    app.include_router(ontology_routes.router())
+    app.include_router(proposal_routes.router())
 
     @app.get(
         "/healthz",

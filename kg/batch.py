@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, TypeVar
 
-from kg.errors import MissingCitation
+from kg.errors import InvalidStatus, MissingCitation, NotFound
 from kg.model import Citation, Edge, Node, merge_edge
 
 T = TypeVar("T")
@@ -124,3 +124,28 @@ def diff_edges(existing: dict[str, Edge], incoming: list[Edge], now: float) -> D
                 PendingChange("update_edge", merged.id, old.content(), merged.content())
             )
     return diff
+
+
+def retractions(ids: Iterable[str], reason: str) -> list[str]:
+    """The distinct edge ids an upsert retracts (retracting needs a reason)."""
+    out = list(dict.fromkeys(ids))
+    if out and not reason.strip():
+        raise InvalidStatus("retracting edges needs a reason")
+    return out
+
+
+def status_changes(
+    existing: dict[str, Edge], ids: list[str], status: str, now: float
+) -> tuple[list[Edge], list[PendingChange]]:
+    """The edges among ``ids`` whose status changes (after the change) and their change-log
+    entries; an id not in ``existing`` raises ``NotFound``."""
+    missing = [i for i in ids if i not in existing]
+    if missing:
+        raise NotFound(f"no edge {missing[0]}")
+    before = [existing[i] for i in ids if existing[i].status != status]
+    after = [replace(e, status=status, updated=now) for e in before]
+    changes = [
+        PendingChange("set_status", e.id, b.content(), e.content())
+        for b, e in zip(before, after, strict=True)
+    ]
+    return after, changes

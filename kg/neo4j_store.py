@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 from typing import Any
 
 from kg.batch import (
@@ -25,12 +24,14 @@ from kg.batch import (
     diff_citations,
     diff_edges,
     diff_nodes,
+    retractions,
+    status_changes,
 )
-from kg.errors import InvalidStatus, NotFound, StoreUnavailable
+from kg.errors import InvalidStatus, StoreUnavailable
 from kg.model import Change, Citation, Edge, GraphArrays, Node, Stats, WriteResult, dumps
 from kg.names import name_keys
 from kg.store import Progress
-from kg.vocab import STATUSES, normalize_text
+from kg.vocab import STATUSES, Status, normalize_text
 
 SCHEMA = [
     "CREATE CONSTRAINT node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
@@ -124,10 +125,12 @@ class Neo4jStore:
         actor: str,
         reason: str = "",
         progress: Progress | None = None,
+        retract: Iterable[str] = (),
     ) -> WriteResult:
         citations = list({c.id: c for c in citations}.values())
         nodes = dedupe_nodes(nodes)
         edges = dedupe_edges(edges)
+        retract = retractions(retract, reason)
         now = time.time()
         counts = dict.fromkeys(("nc", "nu", "ec", "eu", "cw"), 0)
         with self._session() as session, session.begin_transaction() as tx:
@@ -161,6 +164,8 @@ class Neo4jStore:
                 counts["eu"] += len(ediff.updated)
                 if progress:
                     progress(len(chunk))
+            if retract:
+                counts["eu"] += len(self._set_statuses(tx, log, retract, Status.RETRACTED, now))
             version = log.commit()
             tx.commit()
         return WriteResult(
@@ -241,22 +246,28 @@ class Neo4jStore:
         now = time.time()
         with self._session() as session, session.begin_transaction() as tx:
             log = _ChangeLog(tx, now, actor, reason)
-            old = self._edges_in(tx, [edge_id]).get(edge_id)
-            if old is None:
-                raise NotFound(f"no edge {edge_id}")
-            if old.status == status:
-                return old
-            new = replace(old, status=status, updated=now)
-            tx.run(
-                "MATCH ()-[r:REL {eid: $eid}]->() SET r.status = $status, r.updated = $now",
-                eid=edge_id,
-                status=status,
-                now=now,
-            ).consume()
-            log.add([PendingChange("set_status", edge_id, old.content(), new.content())])
+            changed = self._set_statuses(tx, log, [edge_id], status, now)
+            if not changed:
+                return self._edges_in(tx, [edge_id])[edge_id]
             log.commit()
             tx.commit()
-        return new
+        return changed[0]
+
+    def _set_statuses(
+        self, tx: Any, log: _ChangeLog, edge_ids: list[str], status: str, now: float
+    ) -> list[Edge]:
+        """Give edges a status, logging each change; returns the edges that changed (after).
+        An unknown id raises ``NotFound`` (the transaction is not committed)."""
+        after, changes = status_changes(self._edges_in(tx, edge_ids), edge_ids, status, now)
+        tx.run(
+            "UNWIND $eids AS eid MATCH ()-[r:REL {eid: eid}]->() "
+            "SET r.status = $status, r.updated = $now",
+            eids=[e.id for e in after],
+            status=status,
+            now=now,
+        ).consume()
+        log.add(changes)
+        return after
 
     # -- reads --------------------------------------------------------------------------------
 

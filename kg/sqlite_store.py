@@ -8,7 +8,6 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -22,8 +21,10 @@ from kg.batch import (
     diff_citations,
     diff_edges,
     diff_nodes,
+    retractions,
+    status_changes,
 )
-from kg.errors import InvalidStatus, NotFound, StoreUnavailable
+from kg.errors import InvalidStatus, StoreUnavailable
 from kg.model import (
     Change,
     Citation,
@@ -36,7 +37,7 @@ from kg.model import (
 )
 from kg.names import name_keys
 from kg.store import Progress
-from kg.vocab import STATUSES, normalize_text
+from kg.vocab import STATUSES, Status, normalize_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS citations (id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -204,10 +205,12 @@ class SQLiteStore:
         actor: str,
         reason: str = "",
         progress: Progress | None = None,
+        retract: Iterable[str] = (),
     ) -> WriteResult:
         citations = list({c.id: c for c in citations}.values())
         nodes = dedupe_nodes(nodes)
         edges = dedupe_edges(edges)
+        retract = retractions(retract, reason)
         now = time.time()
         counts = dict.fromkeys(("nc", "nu", "ec", "eu", "cw"), 0)
         with self._write() as conn:
@@ -244,6 +247,9 @@ class SQLiteStore:
             if bulk:
                 for sql in BULK_INDEXES.values():
                     conn.execute(sql)
+            if retract:
+                changed = self._set_statuses(conn, retract, Status.RETRACTED, now, actor, reason)
+                counts["eu"] += len(changed)
             version = self._version(conn)
         return WriteResult(
             nodes_created=counts["nc"],
@@ -323,21 +329,28 @@ class SQLiteStore:
             raise InvalidStatus(f"unknown status {status!r}: use one of {sorted(STATUSES)}")
         if not reason.strip():
             raise InvalidStatus("a status change needs a reason")
-        now = time.time()
         with self._write() as conn:
-            old = self._edges_in(conn, [edge_id]).get(edge_id)
-            if old is None:
-                raise NotFound(f"no edge {edge_id}")
-            if old.status == status:
-                return old
-            new = replace(old, status=status, updated=now)
-            conn.execute(
-                "UPDATE edges SET status = ?, updated = ? WHERE eid = ?",
-                (status, now, _eid(edge_id)),
-            )
-            change = PendingChange("set_status", edge_id, old.content(), new.content())
-            self._log(conn, [change], now, actor, reason)
-        return new
+            changed = self._set_statuses(conn, [edge_id], status, time.time(), actor, reason)
+            return changed[0] if changed else self._edges_in(conn, [edge_id])[edge_id]
+
+    def _set_statuses(
+        self,
+        conn: sqlite3.Connection,
+        edge_ids: list[str],
+        status: str,
+        now: float,
+        actor: str,
+        reason: str,
+    ) -> list[Edge]:
+        """Give edges a status, logging each change; returns the edges that changed (after).
+        An unknown id raises ``NotFound`` (the caller's transaction rolls back)."""
+        after, changes = status_changes(self._edges_in(conn, edge_ids), edge_ids, status, now)
+        conn.executemany(
+            "UPDATE edges SET status = ?, updated = ? WHERE eid = ?",
+            [(status, now, _eid(e.id)) for e in after],
+        )
+        self._log(conn, changes, now, actor, reason)
+        return after
 
     # -- reads --------------------------------------------------------------------------------
 

@@ -30,12 +30,17 @@ class GraphStore(Protocol):
         actor: str,
         reason: str = "",
         progress: Progress | None = None,
+        retract: Iterable[str] = (),
     ) -> WriteResult:
         """Write citations, nodes and edges in one transaction; a no-op write changes nothing.
 
         Nodes are replaced by their new content; an existing edge merges with the new one
         (see ``kg.model.merge_edge``). Every edge must cite at least one citation that is in the
         batch or already in the store. ``progress`` is called with counts of records done.
+        The edges with ids in ``retract`` (after the batch's edges are written) become
+        ``retracted`` in the same transaction, logged as ``set_status`` with ``actor`` and
+        ``reason`` (which must not be empty then) and counted as updated; an unknown id
+        raises ``NotFound`` and nothing is written.
         """
         ...
 

@@ -18,14 +18,27 @@ class ProposalError(ValueError):
     """A curation request that cannot be done (unknown edge, not a proposal, no reason)."""
 
 
+class UnknownEdge(ProposalError):
+    """No edge with that id in the KG."""
+
+
+class AlreadyDecided(ProposalError):
+    """The edge is not (or no longer) a proposal: someone decided it already."""
+
+
 def list_proposals(
     store: GraphStore,
     status: str = Status.PROPOSED,
     predicate: str | None = None,
     limit: int | None = 100,
+    source: str | None = None,
 ) -> list[Edge]:
-    """Edges with ``status`` (default: proposed), most confident first, at most ``limit``."""
+    """Edges with ``status`` (default: proposed), most confident first, at most ``limit``;
+    with ``source``, only edges citing a citation whose id starts with it (``model:signals``
+    is every version of that learner)."""
     edges = store.edges(predicate=predicate, statuses=[status])
+    if source:
+        edges = [e for e in edges if any(c.startswith(source) for c in e.citations)]
     edges.sort(key=lambda e: (-e.confidence, e.subject, e.predicate, e.object))
     return edges if limit is None else edges[:limit]
 
@@ -62,7 +75,7 @@ def _decide(store: GraphStore, edge_id: str, status: str, actor: str, reason: st
     edge = _edge(store, edge_id)
     if edge.status != Status.PROPOSED:
         verb = "accept" if status == Status.CURATED else "reject"
-        raise ProposalError(
+        raise AlreadyDecided(
             f"edge {edge_id} is {edge.status}, not proposed: only proposed edges can be "
             f"{verb}ed ({edge.subject} {edge.predicate} {edge.object})"
         )
@@ -72,5 +85,5 @@ def _decide(store: GraphStore, edge_id: str, status: str, actor: str, reason: st
 def _edge(store: GraphStore, edge_id: str) -> Edge:
     edge = store.get_edge(edge_id)
     if edge is None:
-        raise ProposalError(f"no edge {edge_id} in the KG: see `evocdss proposals list`")
+        raise UnknownEdge(f"no edge {edge_id} in the KG: see `evocdss proposals list`")
     return edge

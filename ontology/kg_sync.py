@@ -125,7 +125,8 @@ def plan_sync(
     gone = [k for a in set(old) - set(new) for k in axiom_edges(a, category)]
     gone += [(s, "biolink:member_of", o, {}) for s, o in old_inferred - new_inferred]
     kept = {(e.subject, e.predicate, e.object) for e in sync.edges}
-    sync.retract = sorted({Edge(s, p, o).id for s, p, o, _ in gone if (s, p, o) not in kept})
+    ids = sorted({Edge(s, p, o).id for s, p, o, _ in gone if (s, p, o) not in kept})
+    sync.retract = [eid for eid in ids if store.get_edge(eid) is not None]
     sync.nodes = _nodes(store, old, new, category)
     sync.citations += list(curators.values())
     sync.citations += [
@@ -181,23 +182,12 @@ def _nodes(
 
 
 def apply_sync(store: GraphStore, sync: Sync, *, reason: str) -> int:
-    """Write a sync: one atomic upsert, then a status change per retracted edge.
-
-    The retractions are separate transactions because ``GraphStore`` has no way to retract
-    in the upsert's transaction (see the report: ``upsert(..., retract=[edge ids])``).
-    Returns the KG version after.
-    """
-    result = store.upsert(
+    """Write a sync in one atomic upsert, retractions included; returns the KG version after."""
+    return store.upsert(
         citations=sync.citations,
         nodes=sync.nodes,
         edges=sync.edges,
         actor=ACTOR,
         reason=reason,
-    )
-    version = result.version
-    for eid in sync.retract:
-        edge = store.get_edge(eid)
-        if edge is not None and edge.status != Status.RETRACTED:
-            store.set_status(eid, Status.RETRACTED, actor=ACTOR, reason=reason)
-            version = store.version()
-    return version
+        retract=sync.retract,
+    ).version

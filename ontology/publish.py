@@ -172,9 +172,12 @@ def revert(
     return publish(repo, store, changes)
 
 
-def import_file(repo: Repository, path: Path, *, author: str, reason: str) -> ChangeSet:
+def import_file(
+    repo: Repository, path: Path, *, author: str, reason: str, source: str = ""
+) -> ChangeSet:
     """A draft change set that turns the latest version into the ontology of an OWL/RDF file
-    (e.g. saved from Protégé): the axioms it adds and the ones it no longer has."""
+    (e.g. saved from Protégé): the axioms it adds and the ones it no longer has. The edit's
+    source is ``source`` (default: the file's path)."""
     from ontology.rdf_io import read_axioms
 
     edited = read_axioms(path)
@@ -187,7 +190,7 @@ def import_file(repo: Repository, path: Path, *, author: str, reason: str) -> Ch
     if not added and not removed:
         raise ValueError(f"{path} says nothing the ontology does not already say")
     Editor(head, changes).replace_axioms(
-        added, removed, op="import", reason=reason, source=str(path)
+        added, removed, op="import", reason=reason, source=source or str(path)
     )
     repo.save(changes)
     return changes

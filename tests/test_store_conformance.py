@@ -215,6 +215,38 @@ def test_status_changes_are_logged_with_actor_and_reason(store: GraphStore) -> N
     assert store.version() == version + 1
 
 
+def test_upsert_retracts_edges_in_the_same_transaction(store: GraphStore) -> None:
+    version = load(store)
+    vka = edge_id("TEST:nsaids", "biolink:interacts_with", "TEST:vka")
+    member = edge_id("TEST:warfarin", "biolink:member_of", "TEST:vka")
+    new = Edge("TEST:aspirin", "biolink:interacts_with", "TEST:vka", ("src:guide",))
+    with pytest.raises(NotFound, match="Enope"):
+        store.upsert(citations=[GUIDE], edges=[new], actor="x", reason="y", retract=["Enope"])
+    with pytest.raises(InvalidStatus, match="reason"):
+        store.upsert(citations=[GUIDE], edges=[new], actor="x", retract=[vka])
+    assert store.version() == version and store.get_edge(new.id) is None
+
+    result = store.upsert(
+        citations=[GUIDE],
+        edges=[new],
+        actor="ontology",
+        reason="v2: class rule replaced",
+        retract=[vka, member, vka],
+    )
+    assert (result.edges_created, result.edges_updated) == (1, 2)
+    assert store.get_edge(vka).status == store.get_edge(member).status == Status.RETRACTED
+    assert store.get_edge(new.id).status == Status.ASSERTED
+    log = store.changes(since=version)
+    assert result.version == store.version() == log[-1].seq
+    retracted = [c for c in log if c.action == "set_status"]
+    assert [c.key for c in retracted] == [vka, member]
+    assert {(c.actor, c.reason, c.after["status"]) for c in retracted} == {
+        ("ontology", "v2: class rule replaced", Status.RETRACTED)
+    }
+    again = store.upsert(edges=[new], actor="ontology", reason="again", retract=[vka])
+    assert again.changed == 0 and store.version() == result.version
+
+
 def test_upsert_merges_citations_and_keeps_curator_decisions(store: GraphStore) -> None:
     load(store)
     eid = edge_id("TEST:nsaids", "biolink:interacts_with", "TEST:vka")

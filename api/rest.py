@@ -28,12 +28,14 @@ from reasoner.answer import Answer
 from reasoner.explain import ExplainAnswer, ExplainQuery
 from reasoner.inputs import Query as ReasonerQuery
 from reasoner.medication import MedicationAnswer
+from reasoner.trials import TrialMatchAnswer, TrialMatchQuery
 
 #: The body and answer model of each query kind, for OpenAPI; a kind the reasoner has but this
 #: table lacks is served with a generic JSON body and the base ``Answer``.
 ASK_MODELS: dict[str, tuple[type[BaseModel], type[Answer]]] = {
     "medication-check": (ReasonerQuery, MedicationAnswer),
     "explain": (ExplainQuery, ExplainAnswer),
+    "trial-match": (TrialMatchQuery, TrialMatchAnswer),
 }
 JSON_TYPES = ("application/json", "application/fhir+json")
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/fhir+ndjson")

@@ -23,6 +23,7 @@ from ingest.criteria import (
 from ingest.notes import extract_facts, note_sentences
 from ingest.trials import from_ctgov_xml, load_trials, read_trials
 from kg import open_store
+from kg.settings import Settings
 from kg.store import GraphStore
 from reasoner.trials import trial_match
 
@@ -320,6 +321,46 @@ def test_retrieval_without_trial_list_and_bad_input(trial_store: GraphStore) -> 
         trial_match(trial_store, {"id": "q4"})
     with pytest.raises(ValueError, match="not loaded"):
         trial_match(trial_store, {"id": "q5", "note": NOTE, "trials": ["NCT00000000"]})
+
+
+def test_trial_match_over_http(
+    trial_store: GraphStore, settings: Settings, tmp_path: Path, assert_cited: object
+) -> None:
+    from fastapi.testclient import TestClient
+    from pydantic import SecretStr
+
+    from api.app import create_app
+
+    app_settings = settings.model_copy(
+        update={
+            "api_keys": SecretStr("trial-clinician-key-0001:clinician"),
+            "api_audit_log": tmp_path / "audit.log",
+            "api_feedback_db": tmp_path / "feedback.sqlite",
+        }
+    )
+    headers = {"Authorization": "Bearer trial-clinician-key-0001"}
+    payload = {"id": "h1", "note": NOTE, "trials": ["NCT09900001", "NCT09900002"]}
+    with TestClient(create_app(trial_store, app_settings), headers=headers) as client:
+        reply = client.post("/v1/ask/trial-match", json=payload)
+        assert reply.status_code == 200, reply.text
+        answer = reply.json()
+        assert answer["kind"] == "trial-match"
+        assert answer["trials"][0]["nct_id"] == "NCT09900001"
+        assert answer["kg_version"] == trial_store.version()
+        # the sentence split the citations point into is part of the answer's inputs
+        from reasoner.trials import TrialMatchAnswer
+
+        parsed = TrialMatchAnswer.model_validate(answer)
+        payload["note_sentences"] = note_sentences(NOTE)
+        assert assert_cited(parsed, trial_store, payload)  # type: ignore[operator]
+
+        bad = client.post("/v1/ask/trial-match", json={"id": "h2", "top": 0, "note": NOTE})
+        assert bad.status_code == 422 and "top" in bad.text
+        neither = client.post("/v1/ask/trial-match", json={"id": "h3"})
+        assert neither.status_code == 422 and "patient" in neither.text
+        schema = client.get("/openapi.json").json()
+        body = schema["paths"]["/v1/ask/trial-match"]["post"]["requestBody"]
+        assert body["content"]["application/json"]["schema"]["$ref"].endswith("TrialMatchQuery")
 
 
 # --- evaluation -----------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What the routes share: the store, the reasoner, the feedback file, metrics and the salt."""
+"""What the routes share: the store, the reasoner, the feedback file, metrics, the salt, and the
+online learners (record learners and the alert feedback model)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,14 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.alerts import AlertModel
 from api.feedback import FeedbackStore
 from api.metrics import Metrics
 from ingest.fhir import StoreCodeLinker, pseudonym
 from kg.settings import Settings
 from kg.store import GraphStore
+from learners.feedback import model_path
+from learners.live import LiveLearners
 from reasoner.engine import Reasoner
 
 
@@ -30,10 +34,16 @@ class ApiContext:
     _linker: StoreCodeLinker | None = field(default=None, repr=False)
     _linker_version: int = -1
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    learners: LiveLearners = field(init=False, repr=False)
+    alerts: AlertModel = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.settings.pseudonym_salt:
-            self.salt = self.settings.pseudonym_salt
+        self.learners = LiveLearners(self.settings)
+        self.alerts = AlertModel(model_path(self.settings), self.feedback)
+        # Without a configured salt, the learners' own keeps pseudonyms stable across restarts.
+        salt = self.settings.pseudonym_salt or self.learners.salt
+        if salt:
+            self.salt = salt
 
     def patient_pseudonym(self, patient_id: str) -> str:
         """The pseudonym of ``Patient/<patient_id>``: the one ``PatientContext`` records get."""

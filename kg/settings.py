@@ -60,6 +60,26 @@ class Settings(BaseSettings):
     """The SQLite file of CDS Hooks cards issued and clinicians' feedback on them; default
     ``<home>/feedback.sqlite``."""
 
+    # --- online learners (learners/) -------------------------------------------------------
+
+    learners_dir: Path | None = None
+    """Where the online learners keep their state (``state.pkl``) and the alert feedback model
+    (``alert-model.pkl``); default ``<home>/learners``."""
+
+    signal_min_count: int | None = None
+    """Signal learner: cases a drug-event pair needs before it is proposed (default 3). This
+    and the other ``signal_*`` thresholds apply when the learner state starts afresh."""
+
+    signal_window_days: float | None = None
+    """Signal learner: days after a drug start an event counts (default 90)."""
+
+    signal_washout_days: float | None = None
+    """Signal learner: days in care before an order counts as a new start (default 90)."""
+
+    @property
+    def learners_path(self) -> Path:
+        return self.learners_dir or self.home / "learners"
+
     @property
     def audit_log_path(self) -> Path:
         return self.api_audit_log or self.home / "audit.log"

@@ -120,6 +120,7 @@ class OverrideModel:
         self.passive_at = passive_at
         self.suppress_at = suppress_at
         self.seen = 0
+        self.position = 0  # the last feedback record learned (e.g. its sequence number)
 
     def learn_one(self, x: dict[str, float], overridden: bool) -> None:
         self.model.learn_one(x, overridden)
@@ -167,13 +168,14 @@ def prioritise(
             p = model.predict_one(x)
             tier = model.tier(severity, p)
         out.append((problem, p, tier))
-    out.sort(key=lambda r: (TIERS.index(r[2]), _severity_rank(_field(r[0], "severity")), r[1]))
+    out.sort(key=lambda r: (TIERS.index(r[2]), severity_rank(_field(r[0], "severity")), r[1]))
     return out
 
 
 def model_path(settings: Settings) -> Path:
-    """Where the alert model lives: ``<home>/learners/alert-model.pkl``."""
-    return settings.home / "learners" / "alert-model.pkl"
+    """Where the alert model lives: ``<learners_dir>/alert-model.pkl`` (default
+    ``<home>/learners/alert-model.pkl``)."""
+    return settings.learners_path / "alert-model.pkl"
 
 
 def save_model(model: OverrideModel, path: Path) -> None:
@@ -198,5 +200,6 @@ def _field(problem: Any, name: str) -> Any:
     return problem.get(name) if isinstance(problem, Mapping) else getattr(problem, name, None)
 
 
-def _severity_rank(severity: str) -> int:
+def severity_rank(severity: str) -> int:
+    """0 for the most severe level (contraindicated), larger for milder or unknown ones."""
     return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)

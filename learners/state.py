@@ -29,8 +29,9 @@ MASK = (1 << 64) - 1
 
 
 def state_path(settings: Settings) -> Path:
-    """Where the learners' state lives by default: ``<home>/learners/state.pkl``."""
-    return settings.home / "learners" / "state.pkl"
+    """Where the learners' state lives by default: ``<learners_dir>/state.pkl`` (default
+    ``<home>/learners/state.pkl``)."""
+    return settings.learners_path / "state.pkl"
 
 
 def id_hash(event_id: str) -> int:

@@ -87,12 +87,15 @@ def replay(
     progress: Progress | None = None,
     checkpoint: Callable[[], None] | None = None,
     checkpoint_every: int = 20_000,
+    strict: bool = True,
 ) -> ReplayResult:
     """Feed ``events`` (oldest first) to every learner of ``state``, skipping those its
     position says were learned; ``checkpoint`` is called every ``checkpoint_every`` events.
 
-    Raises ``ValueError`` when the events before the saved position are neither absent (new
-    records that continue the stream) nor exactly the ones learned.
+    Raises ``ValueError`` when ``strict`` and the events before the saved position are neither
+    absent (new records that continue the stream) nor exactly the ones learned. Live batches
+    (``strict=False``) skip events at or before the position without that check: they were
+    learned already, or came too late to be learned in time order.
     """
     position = state.position
     learners = list(state.learners.values())
@@ -106,7 +109,11 @@ def replay(
             skipped.digest = (skipped.digest + id_hash(eid)) & ((1 << 64) - 1)
         else:
             todo.append((eid, event))
-    if skipped.events and (skipped.events, skipped.digest) != (position.events, position.digest):
+    if (
+        strict
+        and skipped.events
+        and (skipped.events, skipped.digest) != (position.events, position.digest)
+    ):
         raise ValueError(
             f"these records hold {skipped.events} events up to the saved position "
             f"({position.last_time}), but the learners learned {position.events} other ones: "
@@ -125,6 +132,48 @@ def replay(
             checkpoint()
     result.learned = total
     return result
+
+
+def settings_signal_config(settings: Settings) -> SignalConfig | None:
+    """The signal thresholds ``settings`` give (``signal_*``), or None when none is set."""
+    given = {
+        "min_count": settings.signal_min_count,
+        "window_days": settings.signal_window_days,
+        "washout_days": settings.signal_washout_days,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    return SignalConfig(**given) if given else None
+
+
+def open_state(
+    path: Path,
+    settings: Settings,
+    *,
+    reset: bool = False,
+    signal_config: SignalConfig | None = None,
+) -> LearnerState:
+    """The learner state saved at ``path``, or a fresh one (also with ``reset``).
+
+    ``signal_config`` (default: the ``signal_*`` settings) sets the signal learner's thresholds
+    when the state starts afresh; a saved learner keeps its own, and asking for others raises
+    ``ValueError``, as does a state saved by another version of a learner.
+    """
+    signal_config = signal_config or settings_signal_config(settings)
+    state = None if reset else load_state(path, LEARNERS)
+    if state is None:
+        return new_state({"signals": SignalLearner(signal_config)}, settings)
+    missing = sorted(set(LEARNERS) - set(state.learners))
+    if missing:
+        raise ValueError(
+            f"learner state {path} has no {', '.join(missing)} learner: start over with --reset"
+        )
+    saved = state.learners["signals"].config
+    if signal_config is not None and signal_config != saved:
+        raise ValueError(
+            f"the saved signal learner ({path}) uses {saved.to_dict()}: start over with --reset "
+            "to change its settings"
+        )
+    return state
 
 
 @dataclass
@@ -162,25 +211,13 @@ def learn(
     """Replay ``records`` through the learners, write what they found into ``store``, and
     save their state (default ``<home>/learners/state.pkl``); see the module docstring.
 
-    ``signal_config`` sets the signal learner's thresholds when the state starts afresh; a
-    saved learner keeps its own (asking for others raises ``ValueError``).
+    ``signal_config`` (default: the ``signal_*`` settings) sets the signal learner's
+    thresholds when the state starts afresh; a saved learner keeps its own (asking for others
+    raises ``ValueError``).
     """
     started = time.perf_counter()
     path = state_file or state_path(settings)
-    state = None if reset else load_state(path, LEARNERS)
-    if state is None:
-        state = new_state({"signals": SignalLearner(signal_config)}, settings)
-    missing = sorted(set(LEARNERS) - set(state.learners))
-    if missing:
-        raise ValueError(
-            f"learner state {path} has no {', '.join(missing)} learner: start over with --reset"
-        )
-    saved = state.learners["signals"].config
-    if signal_config is not None and signal_config != saved:
-        raise ValueError(
-            f"the saved signal learner ({path}) uses {saved.to_dict()}: start over with --reset "
-            "to change its settings"
-        )
+    state = open_state(path, settings, reset=reset, signal_config=signal_config)
     for learner in state.learners.values():
         learner.feedback(store)
     events, problems = read_events(records, store, state.salt)

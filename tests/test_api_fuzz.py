@@ -40,6 +40,7 @@ def api_schema(
             "api_keys": SecretStr(f"{ADMIN}:admin"),
             "api_audit_log": tmp / "audit.log",
             "api_feedback_db": tmp / "feedback.sqlite",
+            "learners_dir": tmp / "learners",
             "api_rate_per_second": 1e6,
             "api_rate_burst": 1_000_000,
         }

@@ -36,6 +36,7 @@ def make_settings(base: Settings, tmp: Path, **update: object) -> Settings:
             "api_keys": SecretStr(KEYS),
             "api_audit_log": tmp / "audit.log",
             "api_feedback_db": tmp / "feedback.sqlite",
+            "learners_dir": tmp / "learners",
             **update,
         }
     )

@@ -113,9 +113,12 @@ def _issue(
     return issued, record
 
 
-def response_json(cards: list[Card], answer: Answer, hook: HookInput) -> bytes:
+def response_json(
+    cards: list[Card], answer: Answer, hook: HookInput, more: Answer | None = None
+) -> bytes:
     """The response body, serialised once: cards without empty optional fields (CDS Hooks
-    clients expect them absent, not null), the answer whole."""
+    clients expect them absent, not null), the answer whole (``more``, a second answer whose
+    cards are included too, under ``evocdss-<kind>``)."""
     trace = InputTrace(
         patient=hook.patient, query=hook.query, medications=hook.medications, problems=hook.problems
     )
@@ -123,7 +126,8 @@ def response_json(cards: list[Card], answer: Answer, hook: HookInput) -> bytes:
         c.model_dump_json(exclude_none=True, exclude=None if c.source.url else {"source": {"url"}})
         for c in cards
     )
+    second = f'"evocdss-{more.kind}":{more.model_dump_json()},' if more is not None else ""
     return (
-        f'{{"cards":[{card_json}],"extension":{{"evocdss":{answer.model_dump_json()},'
+        f'{{"cards":[{card_json}],"extension":{{"evocdss":{answer.model_dump_json()},{second}'
         f'"evocdss-input":{trace.model_dump_json()}}}}}'
     ).encode()

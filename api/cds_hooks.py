@@ -135,6 +135,7 @@ def _respond(
     answer: Answer,
     cards: list[tuple[Card, IssuedCard]],
     hook_instance: str,
+    more: Answer | None = None,
 ) -> Response:
     ctx.feedback.record_cards(
         replace(r, service=service, hook_instance=hook_instance, kg_version=answer.kg_version)
@@ -143,8 +144,19 @@ def _respond(
     for card, _ in cards:
         ctx.metrics.cards.labels(service, card.indicator).inc()
     request.state.kg_version = answer.kg_version
-    body = response_json([c for c, _ in cards], answer, hook)
+    body = response_json([c for c, _ in cards], answer, hook, more)
     return Response(body, media_type="application/json")
+
+
+def _prioritised(
+    ctx: ApiContext, service: str, answer: Answer, cards: list[tuple[Card, IssuedCard]]
+) -> tuple[Answer, list[tuple[Card, IssuedCard]]]:
+    """Medication cards ordered and tiered by the alert feedback model (``api.alerts``); the
+    answer then names the model too."""
+    cards, model = ctx.alerts.prioritise(cards, service)
+    if model is not None:
+        answer = answer.model_copy(update={"models": [*answer.models, model]})
+    return answer, cards
 
 
 def _ask(ctx: ApiContext, kind: str, payload: dict[str, Any]) -> Answer:
@@ -165,7 +177,9 @@ def _medication_hook(
     check_prefetch(service, body)
     hook = read_hook(ctx, context.patientId, body, context.draftOrders, selections)
     answer = _ask(ctx, "medication-check", hook.query.model_dump(exclude_none=True))
-    cards = medication_cards(answer, hook, focus_only=True)
+    answer, cards = _prioritised(
+        ctx, service, answer, medication_cards(answer, hook, focus_only=True)
+    )
     return _respond(ctx, request, service, hook, answer, cards, body.hookInstance)
 
 
@@ -206,23 +220,29 @@ def router() -> APIRouter:
     def patient_view(
         body: PatientViewRequest, request: Request, ctx: Ctx, _: Clinician
     ) -> Response:
-        """Diagnosis suggestions from HPO-coded findings (when the diagnosis reasoner is
-        available), else problems of the active medications."""
+        """Problems of the active medications and, where HPO-coded findings are known,
+        diagnosis suggestions and the next questions to ask (the diagnosis answer is the
+        ``evocdss`` extension then, the medication check ``evocdss-medication-check``)."""
         request.state.patient = ctx.patient_pseudonym(body.context.patientId)
         check_prefetch("patient-view", body)
         hook = read_hook(ctx, body.context.patientId, body)
         hook.focus = set(range(len(hook.query.patient.medications)))
         patient = hook.query.patient
-        if "diagnosis" in ctx.reasoner.kinds and patient.phenotypes:
+        answer = _ask(ctx, "medication-check", hook.query.model_dump(exclude_none=True))
+        answer, cards = _prioritised(
+            ctx, "patient-view", answer, medication_cards(answer, hook, focus_only=False)
+        )
+        medication = None
+        if patient.phenotypes:
             findings = patient.model_dump(
                 include={"phenotypes", "excluded_phenotypes", "age", "sex"}, exclude_none=True
             )
+            medication = answer
             answer = _ask(ctx, "diagnosis", {"id": hook.query.id, "patient": findings})
-            cards = answer_cards(answer, "diagnosis")
-        else:
-            answer = _ask(ctx, "medication-check", hook.query.model_dump(exclude_none=True))
-            cards = medication_cards(answer, hook, focus_only=False)
-        return _respond(ctx, request, "patient-view", hook, answer, cards, body.hookInstance)
+            cards = cards + answer_cards(answer, "diagnosis")
+        return _respond(
+            ctx, request, "patient-view", hook, answer, cards, body.hookInstance, medication
+        )
 
     @api.post(
         "/cds-services/{service_id}/feedback",
@@ -235,7 +255,8 @@ def router() -> APIRouter:
         caller: Clinician,
         service_id: Annotated[str, Path(max_length=64)],
     ) -> FeedbackOut:
-        """Whether clinicians accepted or overrode cards (with the override reason)."""
+        """Whether clinicians accepted or overrode cards (with the override reason); the alert
+        feedback model learns from it at once."""
         if service_id not in SERVICES:
             raise HTTPException(404, f"no CDS service {service_id!r}")
         try:
@@ -246,6 +267,7 @@ def router() -> APIRouter:
             raise HTTPException(422, str(exc)) from None
         for item in body.feedback:
             ctx.metrics.feedback.labels(service_id, item.outcome).inc()
+        ctx.alerts.catch_up(ctx.feedback)
         return FeedbackOut(stored=stored)
 
     @api.post("/cds-services/{service_id}", include_in_schema=False)

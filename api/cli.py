@@ -11,11 +11,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kg import open_store
+from api.commands.common import JsonOpt, StoreOpt, print_json, store_for
 from kg.errors import KGError
 from kg.model import edge_id
 from kg.settings import get_settings
-from kg.store import GraphStore
 
 if TYPE_CHECKING:
     from rich.progress import Progress
@@ -36,25 +35,9 @@ app.add_typer(eval_app, name="eval")
 out = Console()
 err = Console(stderr=True)
 
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", help="Store URL (default: EVOCDSS_KG_URL or sqlite:///var/kg.sqlite)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-
 
 class CLIError(Exception):
     """A user error the CLI reports as one line with a non-zero exit code."""
-
-
-def store_for(url: str | None, *, create: bool = False) -> GraphStore:
-    """Open the store named on the command line, or the configured one."""
-    return open_store(url or get_settings().store_url, create=create)
-
-
-def print_json(data: Any) -> None:
-    """Print JSON for scripts (UTF-8, indented)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def progress_bar() -> Progress:
@@ -409,7 +392,7 @@ def serve(
 
 def _mount_commands() -> None:
     """Mount the command groups that live in ``api/commands``."""
-    from api.commands import learn, ontology, trials
+    from api.commands import diagnosis, learn, ontology, trials
 
     app.add_typer(learn.app)
     eval_app.command("learners")(learn.eval_learners)
@@ -417,6 +400,7 @@ def _mount_commands() -> None:
     app.add_typer(ontology.app, name="ontology")
     app.command("sparql")(ontology.sparql)
     eval_app.command("trials")(trials.eval_trials)
+    eval_app.command("diagnosis")(diagnosis.eval_diagnosis)
 
 
 _mount_commands()
@@ -430,7 +414,7 @@ def main() -> None:
     logging.getLogger("neo4j").setLevel(logging.CRITICAL)
     try:
         app()
-    except (CLIError, KGError, ValueError) as exc:
+    except (CLIError, KGError, ValueError, OSError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
 

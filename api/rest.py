@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field, ValidationError
 
 from api.cds_input import one_line
-from api.cds_models import Bundle, InputProblem, error_responses
+from api.cds_models import Bundle, ErrorOut, InputProblem, error_responses
 from api.context import ApiContext, Ctx
 from api.security import Principal, require_role
 from ingest.fhir import NotFhirError, PatientRecords, iter_events, read_bundle, read_ndjson
@@ -25,6 +25,7 @@ from kg.errors import InvalidCurie
 from kg.model import Citation, Edge, Node
 from kg.vocab import CATEGORIES, PREDICATES, STATUSES, check_curie
 from reasoner.answer import Answer
+from reasoner.differential import DiagnosisAnswer, DiagnosisQuery
 from reasoner.explain import ExplainAnswer, ExplainQuery
 from reasoner.inputs import Query as ReasonerQuery
 from reasoner.medication import MedicationAnswer
@@ -36,6 +37,7 @@ ASK_MODELS: dict[str, tuple[type[BaseModel], type[Answer]]] = {
     "medication-check": (ReasonerQuery, MedicationAnswer),
     "explain": (ExplainQuery, ExplainAnswer),
     "trial-match": (TrialMatchQuery, TrialMatchAnswer),
+    "diagnosis": (DiagnosisQuery, DiagnosisAnswer),
 }
 JSON_TYPES = ("application/json", "application/fhir+json")
 NDJSON_TYPES = ("application/x-ndjson", "application/ndjson", "application/fhir+ndjson")
@@ -147,6 +149,21 @@ class EventOut(BaseModel):
     node_id: str | None
 
 
+class LearnOut(BaseModel):
+    events_learned: int
+    events_skipped: int = Field(
+        description="Events at or before the learners' position in the record stream: learned "
+        "already (the same records sent again) or too late to learn in time order."
+    )
+    patients: int = Field(description="Patients whose events were learned.")
+    learners: dict[str, str] = Field(description="Learner name: name@version.")
+    proposals: dict[str, dict[str, Any]] = Field(
+        description="Per learner, what it wrote into the KG: edges proposed, updated and "
+        "retracted, and the model citation they carry (empty when nothing was learned)."
+    )
+    position: dict[str, Any] = Field(description="The learners' position after this request.")
+
+
 class IngestOut(BaseModel):
     patients: list[PatientSummary]
     items: dict[str, int]
@@ -155,6 +172,9 @@ class IngestOut(BaseModel):
     events_total: int
     events: list[EventOut] = Field(
         default_factory=list, description=f"With ?events=true: the first {MAX_EVENTS} events."
+    )
+    learned: LearnOut = Field(
+        description="What the online learners (the same as `evocdss learn`) did with the events."
     )
     kg_version: int
 
@@ -270,7 +290,10 @@ def router(kinds: list[str]) -> APIRouter:
         "/ingest/fhir",
         response_model=IngestOut,
         tags=["Records"],
-        responses=error_responses(400, 413, 415, 422),
+        responses={
+            **error_responses(400, 413, 415, 422),
+            409: {"model": ErrorOut, "description": "The learner state cannot take records."},
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -291,8 +314,11 @@ def router(kinds: list[str]) -> APIRouter:
         _: Ingest,
         events: Annotated[bool, Query(description="List the events too.")] = False,
     ) -> IngestOut:
-        """Read a FHIR R4 Bundle (JSON) or bulk NDJSON into pseudonymous patient records and
-        report what was read, how codes link to the KG, and every problem. Nothing is stored."""
+        """Read a FHIR R4 Bundle (JSON) or bulk NDJSON into pseudonymous patient records, feed
+        their events to the online learners (as `evocdss learn` does: events learned already
+        are skipped, signals over threshold become proposed KG edges, the learner state is
+        saved), and report what was read, how codes link to the KG, every problem, and what
+        the learners did. The records themselves are not stored."""
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media not in (*JSON_TYPES, *NDJSON_TYPES):
             raise HTTPException(
@@ -415,6 +441,10 @@ def _ingest_out(ctx: ApiContext, records: PatientRecords, with_events: bool) -> 
             )
         )
     all_events = list(iter_events(records.patients))
+    try:
+        learned = ctx.learners.learn(all_events, ctx.store, ctx.salt)
+    except ValueError as exc:
+        raise HTTPException(409, f"the learners cannot take these records: {exc}") from None
     shown = all_events[:MAX_EVENTS] if with_events else []
     return IngestOut(
         patients=summaries,
@@ -435,6 +465,14 @@ def _ingest_out(ctx: ApiContext, records: PatientRecords, with_events: bool) -> 
             )
             for e in shown
         ],
+        learned=LearnOut(
+            events_learned=learned.events_learned,
+            events_skipped=learned.events_skipped,
+            patients=learned.patients,
+            learners=learned.learners,
+            proposals=learned.flushed,
+            position=learned.position,
+        ),
         kg_version=ctx.store.version(),
     )
 

@@ -6,6 +6,8 @@ edge (with the sources it cites), a patient fact, a model output, or a source ``
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -174,7 +176,12 @@ class Evidence:
         return key
 
     def model(self, name: str, version: str, label: str, value: Any = None) -> str:
-        """Cite a model output; returns the key."""
-        key = f"model:{name}@{version}:{len(self.refs)}"
-        self.refs[key] = Ref(id=key, kind="model_output", label=label, value=value, path=name)
+        """Cite a model output (the same output twice is one ref); returns the key."""
+        digest = hashlib.blake2b(
+            json.dumps([label, value], sort_keys=True, default=str).encode(), digest_size=6
+        ).hexdigest()
+        key = f"model:{name}@{version}:{digest}"
+        self.refs.setdefault(
+            key, Ref(id=key, kind="model_output", label=label, value=value, path=name)
+        )
         return key

@@ -31,6 +31,7 @@ class Reasoner:
             "medication-check": self.medication_check,
             "explain": self.explain,
             "trial-match": self.trial_match,
+            "diagnosis": self.diagnosis,
         }
 
     @property
@@ -51,6 +52,11 @@ class Reasoner:
 
     def explain(self, payload: dict[str, Any]) -> Answer:
         return explain(self.store, ExplainQuery.model_validate(payload))
+
+    def diagnosis(self, payload: dict[str, Any]) -> Answer:
+        from reasoner.differential import DiagnosisQuery, diagnosis
+
+        return diagnosis(self.store, DiagnosisQuery.model_validate(payload))
 
     def trial_match(self, payload: dict[str, Any]) -> Answer:
         from reasoner.trials import trial_match

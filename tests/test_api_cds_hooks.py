@@ -27,14 +27,15 @@ PATIENT = "pt-777"
 
 @pytest.fixture(scope="module")
 def app_settings(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """The project settings (shared caches under var/) with keys, and audit and feedback files
-    of this module's own."""
+    """The project settings (shared caches under var/) with keys, and audit, feedback and
+    learner files of this module's own."""
     tmp = tmp_path_factory.mktemp("api")
     return settings.model_copy(
         update={
             "api_keys": SecretStr(f"{CLINICIAN}:clinician,{INGEST}:ingest"),
             "api_audit_log": tmp / "audit.log",
             "api_feedback_db": tmp / "feedback.sqlite",
+            "learners_dir": tmp / "learners",
             "pseudonym_salt": "cds-test-salt",
         }
     )
@@ -293,12 +294,16 @@ def test_patient_view(client: TestClient) -> None:
     trace = out["extension"]["evocdss-input"]
     assert trace["query"]["patient"]["phenotypes"] == ["HP:0001250"]
     answer = out["extension"]["evocdss"]
-    if "diagnosis" in client.app.state.ctx.reasoner.kinds:
-        assert answer["kind"] == "diagnosis"
-    else:
-        assert answer["kind"] == "medication-check"
-        assert out["cards"][0]["indicator"] == "critical"  # aspirin + warfarin
-        assert out["cards"][0]["suggestions"] == []  # nothing is a draft here
+    assert answer["kind"] == "diagnosis" and len(answer["differential"]) == 10
+    assert answer["differential"][0]["supporting"][0]["phenotype"] == "HP:0001250"
+    checked = out["extension"]["evocdss-medication-check"]
+    assert checked["kind"] == "medication-check" and checked["problems"]
+    # medication safety first, then the diagnosis suggestions and the questions to ask next
+    assert out["cards"][0]["indicator"] == "critical"  # aspirin + warfarin
+    assert out["cards"][0]["suggestions"] == []  # nothing is a draft here
+    lead = answer["differential"][0]
+    assert out["cards"][-2]["summary"].startswith(f"Consider {lead['name'][:40]}")
+    assert out["cards"][-1]["summary"].startswith("Ask about: ")
     assert all(len(c["uuid"]) == 36 and len(c["summary"]) <= 140 for c in out["cards"])
 
 

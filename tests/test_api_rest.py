@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from kg.settings import Settings
 from kg.store import GraphStore
+from reasoner.differential import DiagnosisAnswer
 
 CLINICIAN = "rest-clinician-key-000001"
 CURATOR = "rest-curator-key-00000001"
@@ -38,6 +39,7 @@ def client(
             ),
             "api_audit_log": tmp / "audit.log",
             "api_feedback_db": tmp / "feedback.sqlite",
+            "learners_dir": tmp / "learners",
         }
     )
     app = create_app(built_kg, app_settings)
@@ -77,6 +79,44 @@ def test_ask_medication_check(client: TestClient, built_kg: GraphStore) -> None:
     )
     assert all(key in answer["citations"] for key in problem["citations"])
     assert "machine-generated" in answer["generated_by"]["label"]
+
+
+def test_ask_diagnosis(client: TestClient, built_kg: GraphStore, assert_cited: object) -> None:
+    # Marfan syndrome's hallmarks; the patient was examined for, and has no, seizures
+    terms = ["HP:0001166", "HP:0001083", "HP:0002616", "HP:0000767", "HP:0001519"]
+    payload = {
+        "id": "d1",
+        "patient": {"phenotypes": terms, "excluded_phenotypes": ["HP:0001250"], "sex": "female"},
+        "top": 5,
+    }
+    response = client.post("/v1/ask/diagnosis", json=payload)
+    assert response.status_code == 200, response.text
+    answer = DiagnosisAnswer.model_validate(response.json())
+    assert answer.kind == "diagnosis" and answer.kg_version == built_kg.version()
+    assert len(answer.differential) == 5 and answer.differential[0].disease == "OMIM:154700"
+    assert answer.answer.startswith("Leading candidates: Marfan syndrome")
+    assert [s.tool for s in answer.steps] == [
+        "resolve_phenotypes",
+        "rank_diseases",
+        "contradicting_findings",
+        "next_questions",
+    ]
+    assert answer.next_questions and all(q.citations for q in answer.next_questions)
+    assert assert_cited(answer, built_kg, payload) > 20  # type: ignore[operator]
+    assert answer.cards[0].summary.startswith("Consider Marfan syndrome")
+    assert "machine-generated" in answer.generated_by.label
+    assert answer.models[0].name == "evocdss-phenotype-lr"
+
+    bad = dict(payload, patient={"phenotypes": ["HP:0001166", "seizures"]})
+    response = client.post("/v1/ask/diagnosis", json=bad)
+    assert response.status_code == 422 and "patient.phenotypes[1]" in response.text
+    none = client.post("/v1/ask/diagnosis", json={"id": "d2", "patient": {}})
+    assert none.status_code == 422 and "at least one" in none.text
+    unknown = client.post(
+        "/v1/ask/diagnosis",
+        json={"id": "d3", "patient": {"phenotypes": ["HP:0001166", "HP:9999999"]}},
+    )
+    assert unknown.status_code == 200 and unknown.json()["unknown_phenotypes"] == ["HP:9999999"]
 
 
 def test_ask_explain(client: TestClient) -> None:

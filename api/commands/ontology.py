@@ -4,19 +4,16 @@ revert, Protégé round trips and RDF exports; and `evocdss sparql`."""
 from __future__ import annotations
 
 import functools
-import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from kg import open_store
+from api.commands.common import JsonOpt, StoreOpt, print_json, store_for
 from kg.errors import KGError
 from kg.model import Citation
 from kg.settings import get_settings
-from kg.store import GraphStore
 
 app = typer.Typer(
     help="Curate the ontology: change sets, HermiT checks, versions, diffs, RDF.",
@@ -24,8 +21,6 @@ app = typer.Typer(
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
-StoreOpt = Annotated[str | None, typer.Option("--store", help="KG store URL (default: settings).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 Author = Annotated[str, typer.Option("--author", help="Who makes the edit.")]
 Reason = Annotated[str, typer.Option("--reason", help="Why (recorded with the edit).")]
 Source = Annotated[str, typer.Option("--source", help="Citation id of the edit's source.")]
@@ -37,14 +32,6 @@ def _repo() -> Any:
     from ontology.versions import Repository
 
     return Repository(get_settings())
-
-
-def _store(url: str | None) -> GraphStore:
-    return open_store(url or get_settings().store_url, create=False)
-
-
-def _print(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 def _errors(func: F) -> F:
@@ -83,7 +70,7 @@ def init(
     """Build version 1 of the ontology from the KG (drug classes, HPO, ICD-10-CM)."""
     from ontology.publish import init_ontology
 
-    v = init_ontology(_repo(), _store(store), reason=not no_reason)
+    v = init_ontology(_repo(), store_for(store), reason=not no_reason)
     typer.echo(f"ontology version {v.number}: {len(v.axioms):,} axioms")
 
 
@@ -240,7 +227,7 @@ def rule(
 @_errors
 def show(cs: str) -> None:
     """A change set as JSON: its edits, status and reports."""
-    _print(_repo().changeset(cs).to_dict())
+    print_json(_repo().changeset(cs).to_dict())
 
 
 @app.command("check")
@@ -253,7 +240,7 @@ def check(cs: str, full: Full = False, as_json: JsonOpt = False) -> None:
     repo = _repo()
     result = check_changes(repo, repo.changeset(cs), scope="full" if full else "module")
     if as_json:
-        _print(result.to_dict())
+        print_json(result.to_dict())
     else:
         typer.echo(f"{'coherent' if result.ok else 'INCOHERENT'} ({result.seconds:.1f} s)")
         for u in result.unsatisfiable:
@@ -273,13 +260,13 @@ def publish(cs: str, store: StoreOpt = None, full: Full = False, as_json: JsonOp
     repo = _repo()
     try:
         manifest = do_publish(
-            repo, _store(store), repo.changeset(cs), scope="full" if full else "module"
+            repo, store_for(store), repo.changeset(cs), scope="full" if full else "module"
         )
     except Refused as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from exc
     if as_json:
-        _print(manifest)
+        print_json(manifest)
     else:
         typer.echo(
             f"published version {manifest['version']} ({manifest['seconds']} s); "
@@ -293,7 +280,7 @@ def revert(cs: str, author: Author, reason: Reason, store: StoreOpt = None) -> N
     """Publish the inverse of a published change set."""
     from ontology.publish import revert as do_revert
 
-    manifest = do_revert(_repo(), _store(store), cs, author=author, reason=reason)
+    manifest = do_revert(_repo(), store_for(store), cs, author=author, reason=reason)
     typer.echo(f"published version {manifest['version']} reverting {cs}")
 
 
@@ -303,7 +290,7 @@ def diff(v1: int, v2: int, as_json: JsonOpt = False) -> None:
     """Axioms added and removed between two versions, with who, when and why."""
     d = _repo().diff(v1, v2)
     if as_json:
-        _print(d)
+        print_json(d)
         return
     for sign, key in (("+", "added"), ("-", "removed")):
         for row in d[key]:
@@ -317,7 +304,7 @@ def history(cls: str, as_json: JsonOpt = False) -> None:
     """Who changed a class, when, why and on what source."""
     rows = _repo().history(cls)
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
     for r in rows:
         typer.echo(
@@ -336,7 +323,7 @@ def versions(as_json: JsonOpt = False) -> None:
     keep = ("version", "changeset", "author", "reason", "time", "kg_version")
     rows = [{k: m.get(k) for k in keep} for m in rows]
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
     for m in rows:
         typer.echo(f"v{m['version']} {m['changeset']} by {m['author']}: {m['reason']}")
@@ -363,7 +350,7 @@ def export(
     """Write the latest version with PROV-O provenance (and the KG slice) as Turtle/JSON-LD."""
     from ontology.rdf_export import export as do_export
 
-    n = do_export(_repo(), out, fmt=fmt, store=_store(store) if with_kg else None)
+    n = do_export(_repo(), out, fmt=fmt, store=store_for(store) if with_kg else None)
     typer.echo(f"wrote {n:,} triples to {out}")
 
 
@@ -381,10 +368,10 @@ def sparql(
 
     if query.startswith("@"):
         query = Path(query[1:]).read_text(encoding="utf-8")
-    graph = combined_graph(_repo(), None if no_kg else _store(store))
+    graph = combined_graph(_repo(), None if no_kg else store_for(store))
     rows = run(graph, query)
     if as_json:
-        _print(rows)
+        print_json(rows)
         return
     for row in rows:
         typer.echo("\t".join(row.values()))

@@ -3,32 +3,21 @@ body of `evocdss eval trials` (mounted by ``api.cli``)."""
 
 from __future__ import annotations
 
-import json as jsonlib
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from api.commands.common import JsonOpt, StoreOpt, print_json
 from kg import open_store
 from kg.settings import get_settings
 
 app = typer.Typer(help="Clinical trials: load records into the KG.", no_args_is_help=True)
 
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", help="Store URL (default: EVOCDSS_KG_URL or sqlite:///var/kg.sqlite)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-
 
 @app.callback()
 def trials() -> None:
     """Clinical trials: load records into the KG."""
-
-
-def _print_json(data: object) -> None:
-    sys.stdout.write(jsonlib.dumps(data, ensure_ascii=False, indent=2) + "\n")
 
 
 @app.command("load")
@@ -65,7 +54,7 @@ def load(
         "kg_version": result.version,
     }
     if json:
-        _print_json(report)
+        print_json(report)
         return
     typer.echo(
         f"loaded {report['trials']} trials, {report['criteria']} criteria "
@@ -76,7 +65,9 @@ def load(
 
 
 def eval_trials(
-    dataset: Annotated[Path, typer.Argument(help="Folder laid out like shared/data/trials.")],
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="Folder laid out like shared/data/trials.")
+    ],
     json: JsonOpt = False,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write trials.json and trials.md here.")
@@ -95,6 +86,6 @@ def eval_trials(
     finally:
         s.close()
     if json:
-        _print_json(result)
+        print_json(result)
     else:
         typer.echo(markdown(result), nl=False)

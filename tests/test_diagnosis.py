@@ -1,0 +1,251 @@
+"""Phenotype-driven diagnosis over a KG built by the real HPO loader, and its benchmark."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from evaluation.diagnosis import evaluate_diagnosis, read_cases
+from ingest.hpo import load_hpo
+from kg.settings import Settings
+from kg.sqlite_store import SQLiteStore
+from reasoner.answer import Evidence
+from reasoner.diagnosis import (
+    GENE_TO_DISEASE,
+    HAS_PHENOTYPE,
+    DiagnosisIndex,
+    diagnose,
+    ranking,
+    score_diseases,
+)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CASES = SHARED_DATA / "phenopackets" / "dev.jsonl"
+MARFAN = "OMIM:154700"
+NF2, VESTIBULAR_SCHWANNOMA = "OMIM:101000", "HP:0009588"  # seen in 62 of 63 patients
+AMPD_DEFICIENCY, HIGH_LACTATE = "ORPHA:45", "HP:0002151"  # Orphanet: NOT increased lactate
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Iterator[SQLiteStore]:
+    batch = load_hpo(settings)
+    s = SQLiteStore(tmp_path_factory.mktemp("diagnosis") / "kg.sqlite")
+    s.upsert(
+        citations=[batch.citation, *batch.extra_citations],
+        nodes=batch.nodes,
+        edges=batch.edges,
+        actor="build",
+    )
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def index(store: SQLiteStore) -> DiagnosisIndex:
+    return DiagnosisIndex.from_store(store)
+
+
+def top_terms(store: SQLiteStore, disease: str, n: int) -> list[str]:
+    """The disease's ``n`` most frequent phenotype annotations (a textbook presentation)."""
+    edges = [
+        e
+        for e in store.edges(subject=disease, predicate=HAS_PHENOTYPE)
+        if e.qualifiers.get("aspect") == "P" and not e.qualifiers.get("negated")
+    ]
+    edges.sort(key=lambda e: (-e.qualifiers.get("frequency", 0.0), e.object))
+    return [e.object for e in edges[:n]]
+
+
+def rank_of(index: DiagnosisIndex, patient: dict, disease: str) -> int:
+    order = ranking(score_diseases(index, patient)).tolist()
+    return order.index(index.disease_index[disease]) + 1
+
+
+def test_index_reads_the_kg_once_per_version(store: SQLiteStore, index: DiagnosisIndex) -> None:
+    assert DiagnosisIndex.from_store(store) is index
+    assert index.version == store.version()
+    assert len(index.diseases) >= 8_000 and all(d.startswith("OMIM:") for d in index.diseases)
+    assert len(index.terms) >= 19_000 and len(index.ann_term) >= 150_000
+    assert index.resolve("HP:0001250") == index.term_index["HP:0001250"]
+    old, new = next(iter(index.aliases.items()))  # an alternative or obsolete id
+    assert old not in index.term_index and index.resolve(old) == new
+
+
+def test_marfan_from_its_annotations_ranks_in_top_three(
+    store: SQLiteStore, index: DiagnosisIndex
+) -> None:
+    patient = {"phenotypes": top_terms(store, MARFAN, 8), "sex": "FEMALE"}
+    result = diagnose(index, patient, None, top_k=3)
+    assert MARFAN in [d["disease"] for d in result["differential"]]
+    marfan = next(d for d in result["differential"] if d["disease"] == MARFAN)
+    assert marfan["name"] == "Marfan syndrome"
+    assert len(marfan["supporting"]) == 8 and not marfan["unexplained"]
+    assert {s["match"] for s in marfan["supporting"]} == {"exact"}
+    assert sum(d["posterior"] for d in result["differential"]) <= 1.0 + 1e-6
+    assert result["kg_version"] == store.version()
+
+
+def test_excluded_obligate_feature_lowers_the_disease(
+    store: SQLiteStore, index: DiagnosisIndex
+) -> None:
+    edge = store.edges(subject=NF2, predicate=HAS_PHENOTYPE, object=VESTIBULAR_SCHWANNOMA)[0]
+    assert edge.qualifiers["frequency"] >= 0.95
+    schwannoma = index.term_index[VESTIBULAR_SCHWANNOMA]
+    present = [  # consistent with the exclusion: no kind of vestibular schwannoma
+        t
+        for t in top_terms(store, NF2, 10)
+        if schwannoma not in index.ancestors(index.term_index[t])
+    ][:4]
+    patient = {"phenotypes": present}
+    excluding = {**patient, "excluded_phenotypes": [VESTIBULAR_SCHWANNOMA]}
+    d = index.disease_index[NF2]
+    assert score_diseases(index, excluding)[d] < score_diseases(index, patient)[d] - 1.0
+    assert rank_of(index, excluding, NF2) >= rank_of(index, patient, NF2)
+    evidence = Evidence(store)
+    before = diagnose(index, patient, None, top_k=50)["differential"]
+    result = diagnose(index, excluding, evidence, top_k=50)
+    nf2 = next(x for x in result["differential"] if x["disease"] == NF2)
+    assert nf2["posterior"] < next(x for x in before if x["disease"] == NF2)["posterior"]
+    against = [c for c in nf2["contradicting"] if c["phenotype"] == VESTIBULAR_SCHWANNOMA]
+    assert against and against[0]["match"] == "absent_in_patient" and against[0]["log_lr"] < 0
+    assert against[0]["citations"] == ["patient:excluded_phenotypes[0]", f"kg:{edge.id}"]
+
+
+def test_a_negated_annotation_matching_an_observed_term_lowers_the_disease(
+    store: SQLiteStore,
+) -> None:
+    edge = store.edges(subject=AMPD_DEFICIENCY, predicate=HAS_PHENOTYPE, object=HIGH_LACTATE)[0]
+    assert edge.qualifiers["negated"] is True
+    index = DiagnosisIndex.from_store(store, prefixes=("ORPHA",))
+    assert all(d.startswith("ORPHA:") for d in index.diseases) and index.ann_negated.any()
+    present = top_terms(store, AMPD_DEFICIENCY, 4)
+    d = index.disease_index[AMPD_DEFICIENCY]
+    without, with_lactate = {"phenotypes": present}, {"phenotypes": [*present, HIGH_LACTATE]}
+    assert score_diseases(index, with_lactate)[d] < score_diseases(index, without)[d]
+    evidence = Evidence(store)
+    result = diagnose(index, with_lactate, evidence, top_k=20)
+    ampd = next(x for x in result["differential"] if x["disease"] == AMPD_DEFICIENCY)
+    (against,) = [c for c in ampd["contradicting"] if c["match"] == "excluded_in_disease"]
+    assert against["phenotype"] == HIGH_LACTATE and against["frequency"] == 0.0
+    assert against["citations"] == [f"patient:phenotypes[{len(present)}]", f"kg:{edge.id}"]
+
+
+def test_next_questions_are_annotated_to_leaders_and_not_asked(
+    store: SQLiteStore, index: DiagnosisIndex
+) -> None:
+    present = top_terms(store, MARFAN, 4)
+    excluded = ["HP:0001249"]  # intellectual disability
+    patient = {"phenotypes": present, "excluded_phenotypes": excluded}
+    result = diagnose(index, patient, Evidence(store), top_k=index.params.leaders)
+    leaders = [d["disease"] for d in result["differential"]]
+    questions = result["next_questions"]
+    assert 1 <= len(questions) <= 5
+    implied = {index.terms[a] for t in present for a in index.ancestors(index.term_index[t])}
+    for q in questions:
+        assert q["phenotype"] not in implied | set(excluded)
+        assert any(
+            store.edges(subject=d, predicate=HAS_PHENOTYPE, object=q["phenotype"]) for d in leaders
+        )
+        assert q["expected_information_gain"] > 0 and q["why"] and q["citations"]
+    gains = [q["expected_information_gain"] for q in questions]
+    assert gains == sorted(gains, reverse=True)
+    assert len({q["phenotype"] for q in questions}) == len(questions)
+
+
+def test_every_cited_item_resolves_to_a_patient_fact_and_a_stored_edge(
+    store: SQLiteStore, index: DiagnosisIndex
+) -> None:
+    present = [*top_terms(store, MARFAN, 5), "HP:0001250"]
+    patient = {"phenotypes": present, "excluded_phenotypes": ["HP:0001083"], "sex": "MALE"}
+    evidence = Evidence(store)
+    result = diagnose(index, patient, evidence, top_k=10)
+    items = [
+        (d["disease"], item)
+        for d in result["differential"]
+        for item in (*d["supporting"], *d["contradicting"])
+    ]
+    assert len(items) >= 30
+    for disease, item in items:
+        patient_key, edge_key, *gene_keys = item["citations"]
+        fact = evidence.refs[patient_key]
+        assert fact.kind == "patient_fact"
+        section, position = fact.path.rstrip("]").split("[")
+        assert patient[section][int(position)] == fact.value
+        ref = evidence.refs[edge_key]
+        assert ref.kind == "kg_edge" and ref.edge["predicate"] == HAS_PHENOTYPE
+        assert ref.edge["object"] == item["annotation"]
+        stored = store.get_edge(ref.edge["id"])
+        assert stored is not None and stored.key == (ref.edge["subject"], *stored.key[1:])
+        assert ref.sources == ["src:hpo"] and evidence.refs["src:hpo"].kind == "source"
+        if ref.edge["subject"] != disease:  # an Orphanet annotation lent through a shared gene
+            assert ref.edge["subject"].startswith("ORPHA:") and len(gene_keys) == 2
+            genes = [evidence.refs[k].edge for k in gene_keys]
+            assert {g["predicate"] for g in genes} == {GENE_TO_DISEASE}
+            assert genes[0]["subject"] == genes[1]["subject"]
+            assert {g["object"] for g in genes} == {ref.edge["subject"], disease}
+        else:
+            assert not gene_keys
+    for d in result["differential"]:
+        assert evidence.refs[d["citations"][0]].kind == "model_output"
+
+
+def test_orphanet_annotations_of_the_same_gene_count_for_the_omim_disease(
+    store: SQLiteStore, index: DiagnosisIndex
+) -> None:
+    # DEE4 (STXBP1): OMIM does not list focal impaired awareness seizures or multifocal
+    # discharges; Orphanet's STXBP1-related encephalopathy (same single gene) does.
+    dee4, orphanet, focal = "OMIM:612164", "ORPHA:599373", "HP:0002384"
+    patient = {"phenotypes": [focal, "HP:0010841", "HP:0010851", "HP:0002521"]}
+    evidence = Evidence(store)
+    result = diagnose(index, patient, evidence, top_k=10)
+    entry = next(d for d in result["differential"] if d["disease"] == dee4)
+    item = next(i for i in entry["supporting"] if i["phenotype"] == focal)
+    assert item["match"] == "exact" and len(item["edges"]) == 3
+    annotation, *genes = (evidence.refs[k].edge for k in item["citations"][1:])
+    assert (annotation["subject"], annotation["object"]) == (orphanet, focal)
+    assert {(g["object"], g["predicate"]) for g in genes} == {
+        (orphanet, GENE_TO_DISEASE),
+        (dee4, GENE_TO_DISEASE),
+    }
+    assert genes[0]["subject"] == genes[1]["subject"] == "NCBIGene:6812"
+    without = DiagnosisIndex.from_store(store, params=replace(index.params, orphanet_weight=0))
+    assert rank_of(index, patient, dee4) < rank_of(without, patient, dee4)
+
+
+def test_unknown_terms_are_reported_not_guessed(index: DiagnosisIndex) -> None:
+    result = diagnose(index, {"phenotypes": ["HP:0001166", "HP:9999999"]}, None, top_k=3)
+    assert result["unknown_phenotypes"] == ["HP:9999999"]
+    assert len(result["differential"]) == 3
+
+
+def test_read_cases_names_a_malformed_line(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    good = {"id": "a", "present": ["HP:0001166"], "excluded": [], "diseases": [{"id": MARFAN}]}
+    path.write_text(json.dumps(good) + "\n" + '{"id": "b"}\n')
+    with pytest.raises(ValueError, match=r"cases\.jsonl:2"):
+        read_cases(path)
+    assert read_cases(path, limit=1)[0]["targets"] == [MARFAN]
+
+
+def test_evaluation_on_the_first_hundred_dev_cases(store: SQLiteStore, tmp_path: Path) -> None:
+    if not CASES.is_file():
+        pytest.skip(f"benchmark cases not found at {CASES} (../shared/data is absent)")
+    result = evaluate_diagnosis(store, CASES, out_dir=tmp_path, limit=100, progress=False)
+    assert result["cases"] == 100 and 0.7 <= result["coverage"] <= 1.0
+    ours, baseline = result["methods"]["evocdss"], result["methods"]["hpo3_enrichment"]
+    for m in (ours, baseline):
+        a, c = m["all"], m["covered"]
+        assert 0.3 <= a["top1"] <= a["top3"] <= a["top10"] <= 1.0
+        assert a["top1"] <= a["mrr"] <= a["top10"] and c["top10"] >= a["top10"]
+        assert 0 < m["latency_ms"]["p50"] <= m["latency_ms"]["p95"]
+        assert sum(m["rank_buckets"].values()) == 100
+    assert ours["all"]["mrr"] >= baseline["all"]["mrr"]
+    assert len(result["per_case"]) == 100
+    for name in ("diagnosis.json", "diagnosis.md", "diagnosis_ranks.png"):
+        assert (tmp_path / name).stat().st_size > 200
+    assert json.loads((tmp_path / "diagnosis.json").read_text())["cases"] == 100
+    assert "| evocdss |" in (tmp_path / "diagnosis.md").read_text()

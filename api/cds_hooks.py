@@ -175,8 +175,9 @@ def _medication_hook(
     selections = getattr(body.context, "selections", None)
     context = body.context
     check_prefetch(service, body)
-    hook = read_hook(ctx, context.patientId, body, context.draftOrders, selections)
-    answer = _ask(ctx, "medication-check", hook.query.model_dump(exclude_none=True))
+    with ctx.reasoner.store.pinned():
+        hook = read_hook(ctx, context.patientId, body, context.draftOrders, selections)
+        answer = _ask(ctx, "medication-check", hook.query.model_dump(exclude_none=True))
     answer, cards = _prioritised(
         ctx, service, answer, medication_cards(answer, hook, focus_only=True)
     )

@@ -3,20 +3,24 @@
 The reasoner asks the same questions of the KG again and again (the nodes of common drugs, their
 classes, the interactions of a class); the answers change only when the KG version does. Every
 cached read first asks the store for its version (one indexed look-up) and drops the cache when
-it moved, so answers are exactly those of the store. Writes and everything else go straight
-to the store.
+it moved, so answers are exactly those of the store. Within ``pinned()`` (one request) the
+version is read once: the request sees one consistent KG version and saves the look-ups. Writes
+and everything else go straight to the store.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from kg.model import Citation, Edge, Node
 from kg.store import GraphStore
 
 MAX_ENTRIES = 200_000
+_PINNED: ContextVar[int | None] = ContextVar("evocdss_pinned_kg_version", default=None)
 
 
 class CachedStore:
@@ -36,7 +40,22 @@ class CachedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
+    @contextmanager
+    def pinned(self) -> Iterator[int]:
+        """Read the KG version once; until the block ends (in this thread or task) every
+        cached read uses it."""
+        token = _PINNED.set(None)
+        try:
+            version = self.version()
+            _PINNED.set(version)
+            yield version
+        finally:
+            _PINNED.reset(token)
+
     def version(self) -> int:
+        pinned = _PINNED.get()
+        if pinned is not None:
+            return pinned
         version = self.store.version()
         if version != self._version or self._size() > self.max_entries:
             with self._lock:

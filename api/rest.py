@@ -336,7 +336,8 @@ def _add_ask_route(api: APIRouter, kind: str, body_model: Any, answer_model: typ
     def ask(body: body_model, request: Request, ctx: Ctx, _: Reader) -> Response:  # type: ignore[valid-type]
         payload = body.model_dump() if isinstance(body, BaseModel) else body
         try:
-            answer = ctx.reasoner.ask(kind, payload)
+            with ctx.reasoner.store.pinned():
+                answer = ctx.reasoner.ask(kind, payload)
         except ValidationError as exc:
             raise HTTPException(422, one_line(exc)) from None
         except ValueError as exc:

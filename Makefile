@@ -20,6 +20,7 @@ install: $(STAMP)
 run: install
 	$(VENV)/bin/evocdss kg build --if-absent --report var/build-report.json
 	$(VENV)/bin/evocdss kg stats
+	$(VENV)/bin/evocdss ontology init --if-absent
 	@if [ -z "$$EVOCDSS_API_KEYS$$EVOCDSS_API_KEYS_FILE" ] && [ ! -s var/api-keys ]; then \
 	  umask 077; echo "$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(24))'):admin" > var/api-keys; \
 	  echo "created an admin API key in var/api-keys (send it as: Authorization: Bearer <key>)"; fi

@@ -66,11 +66,18 @@ def _edit(cs_id: str, action: Callable[[Any], Any]) -> None:
 def init(
     store: StoreOpt = None,
     no_reason: Annotated[bool, typer.Option("--no-reason", help="Skip HermiT (~30 s).")] = False,
+    if_absent: Annotated[
+        bool, typer.Option("--if-absent", help="Do nothing if the ontology exists.")
+    ] = False,
 ) -> None:
     """Build version 1 of the ontology from the KG (drug classes, HPO, ICD-10-CM)."""
     from ontology.publish import init_ontology
 
-    v = init_ontology(_repo(), store_for(store), reason=not no_reason)
+    repo = _repo()
+    if if_absent and repo.head():
+        typer.echo(f"ontology version {repo.head()} exists at {repo.root}")
+        return
+    v = init_ontology(repo, store_for(store), reason=not no_reason)
     typer.echo(f"ontology version {v.number}: {len(v.axioms):,} axioms")
 
 

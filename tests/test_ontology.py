@@ -202,6 +202,8 @@ def test_cli_edit_check_publish_diff_history_sparql_revert(
         return result.output
 
     try:
+        assert "ontology version 1 exists" in run("init", "--if-absent")
+        run("init", code=2)  # the ontology exists: refused, not rebuilt
         cs = run("new", "--author", "eve", "--reason", "statins x PPIs").strip()
         rule = ["rule", cs, STATINS, PPIS, "--severity", "precaution", "--management", "Monitor."]
         rule += ["--source-id", GUIDELINE.id, "--source-title", GUIDELINE.title]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import getpass
 import json as jsonlib
 import os
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,9 +19,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from kg import open_store
+from api.commands.common import JsonOpt, StoreOpt, print_json, store_for
 from kg.settings import get_settings
-from kg.store import GraphStore
 
 app = typer.Typer(help="Online learners and their proposals.", no_args_is_help=True)
 proposals_app = typer.Typer(
@@ -33,11 +31,6 @@ app.add_typer(proposals_app, name="proposals")
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
-StoreOpt = Annotated[
-    str | None,
-    typer.Option("--store", help="Store URL (default: EVOCDSS_KG_URL or sqlite:///var/kg.sqlite)."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 RecordsOpt = Annotated[
     Path, typer.Option("--records", help="FHIR R4 bulk NDJSON: a .ndjson file or a folder of them.")
 ]
@@ -52,14 +45,6 @@ def _user() -> str:
 
 ActorOpt = Annotated[str, typer.Option("--actor", help="Who decides (default: the OS user).")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the change log).")]
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(jsonlib.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def _store(url: str | None) -> GraphStore:
-    return open_store(url or get_settings().store_url, create=False)
 
 
 def _records(path: Path) -> Path:
@@ -111,7 +96,7 @@ def learn(
     given = {"min_count": min_count, "window_days": window_days, "washout_days": washout_days}
     given = {k: v for k, v in given.items() if v is not None}
     config = SignalConfig(**given) if given else None
-    s = _store(store)
+    s = store_for(store)
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -140,7 +125,7 @@ def learn(
         s.close()
     data = summary.to_dict()
     if json:
-        _print_json(data)
+        print_json(data)
         return
     signals = data["flushed"].get("signals", {})
     out.print(
@@ -177,14 +162,14 @@ def proposals_list(
 
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}: use one of {', '.join(sorted(STATUSES))}")
-    s = _store(store)
+    s = store_for(store)
     try:
         edges = list_proposals(s, status=status, predicate=predicate, limit=limit)
         names = s.get_nodes({x for e in edges for x in (e.subject, e.object)})
     finally:
         s.close()
     if json:
-        _print_json([e.to_dict() for e in edges])
+        print_json([e.to_dict() for e in edges])
         return
     if not edges:
         out.print(f"no {status} edges" + (f" with predicate {predicate}" if predicate else ""))
@@ -221,13 +206,13 @@ def proposals_show(
     """An edge with its statistics, resolved citations and change history."""
     from learners.proposals import show
 
-    s = _store(store)
+    s = store_for(store)
     try:
         data = show(s, edge_id)
     finally:
         s.close()
     if json:
-        _print_json(data)
+        print_json(data)
         return
     e = data["edge"]
     out.print(
@@ -281,14 +266,14 @@ def proposals_reject(
 def _decide(
     decide: Any, edge_id: str, actor: str, reason: str, store: str | None, json: bool
 ) -> None:
-    s = _store(store)
+    s = store_for(store)
     try:
         edge = decide(s, edge_id, actor or _user(), reason)
         version = s.version()
     finally:
         s.close()
     if json:
-        _print_json({"edge": edge.to_dict(), "kg_version": version})
+        print_json({"edge": edge.to_dict(), "kg_version": version})
         return
     out.print(
         f"{edge.id} {edge.subject} {edge.predicate} {edge.object} is now {edge.status} "
@@ -321,7 +306,7 @@ def eval_learners(
     if out_dir is not None and not out_dir.is_dir():
         raise ValueError(f"--out {out_dir} is not a folder")
     records_fb = read_feedback(feedback) if feedback else None
-    s = _store(store)
+    s = store_for(store)
     try:
         result = evaluate_learners(
             records,
@@ -338,7 +323,7 @@ def eval_learners(
         )
         plot_prequential(result, out_dir / "learners.png")
     if json:
-        _print_json(result)
+        print_json(result)
         return
     for name, report in result["learners"].items():
         if "log_loss" not in report:

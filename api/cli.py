@@ -392,7 +392,7 @@ def serve(
 
 def _mount_commands() -> None:
     """Mount the command groups that live in ``api/commands``."""
-    from api.commands import diagnosis, learn, ontology, trials
+    from api.commands import diagnosis, learn, linkpred, ontology, trials
 
     app.add_typer(learn.app)
     eval_app.command("learners")(learn.eval_learners)
@@ -401,6 +401,8 @@ def _mount_commands() -> None:
     app.command("sparql")(ontology.sparql)
     eval_app.command("trials")(trials.eval_trials)
     eval_app.command("diagnosis")(diagnosis.eval_diagnosis)
+    eval_app.command("linkpred")(linkpred.eval_linkpred)
+    app.add_typer(linkpred.app, name="linkpred")
 
 
 _mount_commands()

@@ -64,6 +64,7 @@ CONFIGS = {
         input_dropout=0.5,
         weight_decay=1e-5,
         path_counts=True,
+        negatives=32,  # calibration-split AUROC 0.893 / 0.897 / 0.899 at 4 / 16 / 32
         threads=1,
     ),
     "disease-phenotype": TrainConfig(epochs=60, dim=64, hidden_fraction=0.3, threads=2),

@@ -185,7 +185,8 @@ class SQLiteStore:
         try:
             yield conn
         finally:
-            conn.execute("COMMIT")
+            if conn.in_transaction:  # an error inside may have ended it: don't mask that error
+                conn.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

@@ -150,8 +150,11 @@ def test_eval_linkpred_command(built_kg: GraphStore, tmp_path: Path) -> None:
 
     from api.cli import app as root
 
-    args = ["eval", "linkpred", "--store", built_kg.url, "--task", "ddi", "--quick"]
-    result = CliRunner().invoke(root, [*args, "--json", "--no-incremental", "--out", str(tmp_path)])
+    shutil.copyfile(Path(built_kg.path), tmp_path / "kg.sqlite")  # type: ignore[attr-defined]
+    url = f"sqlite:///{tmp_path / 'kg.sqlite'}"
+    args = ["eval", "linkpred", "--store", url, "--task", "ddi", "--quick"]
+    out = tmp_path / "out"
+    result = CliRunner().invoke(root, [*args, "--json", "--no-incremental", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     models = report["tasks"]["ddi"]["models"]
@@ -159,8 +162,8 @@ def test_eval_linkpred_command(built_kg: GraphStore, tmp_path: Path) -> None:
     for m in models.values():
         assert 0 <= m["auroc"] <= 1 and 0 <= m["hits@10"] <= 1 and m["mrr"] > 0
     assert report["temporal_ddi"]["test_pairs_with_both_ends_in_train"] > 50
-    assert (tmp_path / "linkpred-ddi.png").stat().st_size > 10_000
-    assert json.loads((tmp_path / "linkpred.json").read_text())["seed"] == 0
+    assert (out / "linkpred-ddi.png").stat().st_size > 10_000
+    assert json.loads((out / "linkpred.json").read_text())["seed"] == 0
     table = CliRunner().invoke(root, [*args, "--no-temporal", "--no-incremental"])
     assert table.exit_code == 0 and "adamic_adar" in table.stdout
 

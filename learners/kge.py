@@ -49,12 +49,17 @@ def train_kge(
     batch_size: int = 1024,
     lr: float = 0.01,
     seed: int = 0,
-    threads: int = 2,
+    threads: int = 1,
 ) -> KGEScorer:
     """Train DistMult or RotatE on the training edges of the task's relation (both directions
     when it is symmetric) and the graph's structure relations."""
+    import warnings
+
     import torch
-    from torch_geometric.nn.kge import DistMult, RotatE
+
+    with warnings.catch_warnings():  # PyG's import calls the deprecated torch.jit.script
+        warnings.simplefilter("ignore", FutureWarning)
+        from torch_geometric.nn.kge import DistMult, RotatE
 
     if model not in KGE_MODELS:
         raise ValueError(f"unknown KGE model {model!r}: use one of {', '.join(KGE_MODELS)}")

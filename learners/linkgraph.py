@@ -164,9 +164,7 @@ def load_graph(store: GraphStore, task: LinkTask) -> LinkGraph:
         a, b = arrays.node_ids[s], arrays.node_ids[o]
         if a in typed and b in typed and arrays.predicates[p] in task.structure:
             structure[arrays.predicates[p]].append((a, b))
-    import os
-
-    if task.name == "ddi" and os.environ.get("LP_CTX", "1") == "1":
+    if task.name == "ddi":
         structure[MEMBER_OF].extend(_pharmacologic_classes(arrays, typed))
         structure[SUBCLASS_OF] = _above(structure[MEMBER_OF], structure[SUBCLASS_OF])
     target, negatives, other = [], [], []
@@ -418,12 +416,15 @@ def corrupt(
 class PathCounts:
     """Pair features a message-passing encoder cannot compute: path counts between two nodes.
 
-    On the target relation ``T`` (the visible target edges) and on the whole graph ``A`` (target
-    and structure edges, undirected): common neighbours (length-2 paths), length-3 paths,
-    Adamic-Adar on ``T``, and the endpoints' degrees; all as log(1 + x), symmetric in a, b.
+    On the target relation ``T`` (the visible target edges), the structure ``S`` and the whole
+    graph ``A = T + S`` (all undirected): common neighbours (length-2 paths) and length-3 paths
+    on ``T`` and on ``A``, Adamic-Adar on ``T``, the typed paths S-T and S-S-T (a node that
+    shares a class with one end and is linked to the other: "drugs like a interact with b")
+    and S-T-S, and the endpoints' degrees; all as log(1 + x), symmetric in a, b. Counts are
+    computed for the pairs asked (sparse row products), never for all n x n pairs.
     """
 
-    size = 9
+    size = 12
 
     def __init__(self, graph: LinkGraph, target_edges: np.ndarray) -> None:
         import scipy.sparse as sp
@@ -435,27 +436,53 @@ class PathCounts:
             return ((m + m.T) > 0).astype(np.float32).tocsr()
 
         t = undirected(target_edges)
-        a = undirected(np.concatenate([target_edges, *graph.structure.values()]))
+        s = undirected(np.concatenate([np.zeros((0, 2), np.int64), *graph.structure.values()]))
+        a = ((t + s) > 0).astype(np.float32).tocsr()
         self.deg_t = np.log1p(np.asarray(t.sum(1)).ravel())
         self.deg_a = np.log1p(np.asarray(a.sum(1)).ravel())
         inverse_log = np.where(self.deg_t > np.log1p(1), 1 / np.maximum(self.deg_t, 1e-9), 0.0)
-        t2, a2 = t @ t, a @ a
-        self.matrices = [
-            t2,
-            t2 @ t,
-            a2,
-            a2 @ a,
-            (t @ sp.diags(inverse_log) @ t).tocsr(),
+        w = sp.diags(inverse_log.astype(np.float32)).tocsr()
+        # each feature sums products of symmetric matrices, read at (a, b)
+        self.features = [
+            [(t, t)],
+            [(t, t, t)],
+            [(a, a)],
+            [(a, a, a)],
+            [(t, w, t)],
+            [(s, t), (t, s)],
+            [(s, s, t), (t, s, s)],
+            [(s, t, s)],
         ]
 
     def __call__(self, pairs: np.ndarray) -> np.ndarray:
         """Features of pairs (n x ``size``) as float32."""
         a, b = pairs[:, 0], pairs[:, 1]
-        counts = [np.asarray(m[a, b]).ravel() for m in self.matrices]
+
+        def count(chain: tuple) -> np.ndarray:
+            left = chain[0][a]
+            for m in chain[1:-1]:
+                left = left @ m
+            return np.asarray(left.multiply(chain[-1][b]).sum(1)).ravel()
+
+        return self._stack([sum(map(count, chains)) for chains in self.features], a, b)
+
+    def grid(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        """Features of every (row, col) pair (len(rows) x len(cols) x ``size``)."""
+
+        def count(chain: tuple) -> np.ndarray:
+            left = chain[0][rows]
+            for m in chain[1:-1]:
+                left = left @ m
+            return (left @ chain[-1][:, cols]).toarray()
+
+        counts = [sum(map(count, chains)) for chains in self.features]
+        return self._stack(counts, rows[:, None], cols[None, :])
+
+    def _stack(self, counts: list[np.ndarray], a: np.ndarray, b: np.ndarray) -> np.ndarray:
         degrees = [
             self.deg_t[a] + self.deg_t[b],
             self.deg_t[a] * self.deg_t[b],
             self.deg_a[a] + self.deg_a[b],
             self.deg_a[a] * self.deg_a[b],
         ]
-        return np.stack([*np.log1p(counts), *degrees], axis=1).astype(np.float32)
+        return np.stack([*np.log1p(counts), *degrees], axis=-1).astype(np.float32)

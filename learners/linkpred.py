@@ -43,26 +43,27 @@ if TYPE_CHECKING:
 
 MODEL_VERSION = "1.0"
 ACTOR = "learner:linkpred"
+MAX_CALIBRATION = 3000  # calibration positives scored (a sample when the split is larger)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of the GNN (defaults tuned on the DDI calibration split)."""
+    """Hyper-parameters of the GNN (the tuned settings per task are in ``evaluation.linkpred``)."""
 
     dim: int = 64
     layers: int = 2
     epochs: int = 200
     lr: float = 0.01
     weight_decay: float = 0.0
-    dropout: float = 0.1
+    dropout: float = 0.1  # between layers
+    input_dropout: float = 0.0  # on the learned node embeddings
     hidden_fraction: float = 0.3  # of training edges hidden from message passing each epoch
+    hidden_nodes: float = 0.0  # of nodes whose edges are all hidden (learns cold-start nodes)
     negatives: int = 4  # corrupted negatives per supervised positive
     calibration_negatives: int = 4  # negatives per calibration positive
-    threads: int = 2
+    path_counts: bool = False  # add ``PathCounts`` pair features to the decoder
+    threads: int = 1  # torch threads: the machine is shared; 2 threads ran slower under load
     seed: int = 0
-    input_dropout: float = 0.0
-    path_counts: bool = False
-    hidden_nodes: float = 0.0
 
 
 def model_name(task: LinkTask) -> str:
@@ -78,13 +79,20 @@ def _torch(threads: int, seed: int) -> Any:
 
 
 def _encoder_class() -> type:
+    import warnings
+
     import torch
-    from torch_geometric.nn import HeteroConv, SAGEConv
+
+    with warnings.catch_warnings():  # PyG's import calls the deprecated torch.jit.script
+        warnings.simplefilter("ignore", FutureWarning)
+        from torch_geometric.nn import HeteroConv, SAGEConv
 
     class HeteroEncoder(torch.nn.Module):
         """Learned embeddings per node type, then ``layers`` rounds of HeteroConv(SAGEConv)."""
 
-        def __init__(self, sizes: dict[str, int], edge_types: list[tuple[str, str, str]], cfg):
+        def __init__(
+            self, sizes: dict[str, int], edge_types: list[tuple[str, str, str]], cfg: TrainConfig
+        ):
             super().__init__()
             self.types = list(sizes)
             self.embeddings = torch.nn.ModuleDict(
@@ -165,6 +173,12 @@ def _edge_index_dict(graph: LinkGraph, target_edges: np.ndarray) -> dict:
         et: torch.as_tensor(np.concatenate(parts, axis=1).copy(), dtype=torch.long)
         for et, parts in sorted(grouped.items())
     }
+
+
+def _new_model(graph: LinkGraph, config: TrainConfig) -> Any:
+    """An untrained encoder sized for ``graph``'s node types and edge types."""
+    sizes = {t: int((graph.node_types == i).sum()) for i, t in enumerate(graph.types)}
+    return _encoder_class()(sizes, _all_edge_types(graph), config)
 
 
 def _all_edge_types(graph: LinkGraph) -> list[tuple[str, str, str]]:
@@ -266,8 +280,7 @@ def train_linkpred(
     config = config or TrainConfig()
     split = split or split_edges(graph, calibration=0.1, test=0.0, seed=config.seed)
     torch = _torch(config.threads, config.seed)
-    sizes = {t: int((graph.node_types == i).sum()) for i, t in enumerate(graph.types)}
-    model = _encoder_class()(sizes, _all_edge_types(graph), config)
+    model = _new_model(graph, config)
     predictor = LinkPredictor(graph, split.train, split.calibration, model, config)
     started = time.perf_counter()
     predictor.history = _fit(predictor, split.train, split.train, config.epochs, config, torch)
@@ -336,12 +349,14 @@ def _fit(
 
 
 def calibrate(predictor: LinkPredictor) -> None:
-    """Fit the Platt scaler on the calibration split (each positive with
-    ``calibration_negatives`` corrupted negatives) and record its metrics."""
+    """Fit the Platt scaler on the calibration split (at most ``MAX_CALIBRATION`` positives,
+    each with ``calibration_negatives`` corrupted negatives) and record its metrics."""
     cal = predictor.calibration_edges
     if len(cal) == 0:
         raise ValueError("no calibration edges: calibration needs a held-out split")
     rng = np.random.default_rng(predictor.config.seed + 1)
+    if len(cal) > MAX_CALIBRATION:
+        cal = cal[rng.choice(len(cal), MAX_CALIBRATION, replace=False)]
     k = predictor.config.calibration_negatives
     negatives = corrupt(predictor.graph, cal, k, rng)
     ranked = corrupt(predictor.graph, cal, 100, rng)
@@ -352,6 +367,7 @@ def calibrate(predictor: LinkPredictor) -> None:
     metrics = score_metrics(pos, neg, predictor.scores(ranked))
     predictor.metrics = {
         **{k_: round(v, 4) for k_, v in metrics.items()},
+        "positives": len(cal),
         "negatives_per_positive": k,
         "ranking_negatives": 100,
     }
@@ -373,8 +389,7 @@ def fine_tune(
     then recalibrated on the same calibration edges (mapped by id)."""
     config = predictor.config
     torch = _torch(config.threads, config.seed)
-    sizes = {t: int((graph.node_types == i).sum()) for i, t in enumerate(graph.types)}
-    model = _encoder_class()(sizes, _all_edge_types(graph), config)
+    model = _new_model(graph, config)
     _copy_weights(predictor, graph, model, torch)
     old_train = _remap(predictor.graph, graph, predictor.train_edges)
     calibration = _remap(predictor.graph, graph, predictor.calibration_edges)
@@ -465,8 +480,8 @@ def candidates(
     objects = graph.nodes_of(graph.task.object_types)
     min_score = _score_at(predictor.calibrator, threshold)
     found: list[tuple[float, int, int]] = []
-    for start in range(0, len(subjects), 512):
-        rows = subjects[start : start + 512]
+    for start in range(0, len(subjects), 256):
+        rows = subjects[start : start + 256]
         a = np.repeat(rows[:, None], len(objects), axis=1)
         b = np.repeat(objects[None, :], len(rows), axis=0)
         values = _block_scores(predictor, rows, objects)
@@ -481,16 +496,19 @@ def candidates(
 
 
 def _block_scores(predictor: LinkPredictor, rows: np.ndarray, objects: np.ndarray) -> np.ndarray:
-    """Scores of every (row, object) pair: one matrix product when the decoder is bilinear."""
+    """Scores of every (row, object) pair (len(rows) x len(objects)): one matrix product when
+    the decoder is bilinear, else with the pair features of the whole block."""
     import torch
 
-    if predictor.config.path_counts:
-        grid = np.stack(np.meshgrid(rows, objects, indexing="ij"), axis=-1)
-        return predictor.scores(grid)
-    h = predictor.embeddings()
+    h, counts = predictor.embeddings(), predictor.path_counts()
     with torch.no_grad():
-        right = h[torch.as_tensor(objects)] * predictor.model.relation
-        return (h[torch.as_tensor(rows)] @ right.T).numpy()
+        if counts is None:
+            right = h[torch.as_tensor(objects)] * predictor.model.relation
+            return (h[torch.as_tensor(rows)] @ right.T).numpy()
+        grid = np.stack(np.meshgrid(rows, objects, indexing="ij"), axis=-1).reshape(-1, 2)
+        features = counts.grid(rows, objects).reshape(-1, PathCounts.size)
+        out = predictor.model.decode(h, torch.as_tensor(grid), torch.as_tensor(features))
+    return out.numpy().reshape(len(rows), len(objects))
 
 
 def _score_at(calibrator: PlattScaler, p: float) -> float:

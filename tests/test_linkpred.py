@@ -5,36 +5,34 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from evaluation.linkpred import CONFIGS, adamic_adar
 from kg import open_store
 from kg.store import GraphStore
 from kg.vocab import Status
-from learners.calibration import PlattScaler, auroc, ranking_metrics
+from learners.calibration import PlattScaler, auprc, auroc, ranking_metrics, roc_curve
 from learners.linkgraph import (
     DDI,
     DISEASE_PHENOTYPE,
+    MEMBER_OF,
     LinkGraph,
+    PathCounts,
+    build_graph,
     corrupt,
     load_graph,
     split_edges,
 )
-from learners.linkpred import LinkPredictor, TrainConfig, propose, train_linkpred, update
+from learners.linkpred import LinkPredictor, propose, train_linkpred, update
 
-QUICK = TrainConfig(
-    epochs=120,
-    dropout=0.5,
-    hidden_fraction=0.5,
-    hidden_nodes=0.1,
-    input_dropout=0.5,
-    weight_decay=1e-5,
-    path_counts=True,
-    threads=1,
-)
+QUICK = replace(CONFIGS["ddi"], epochs=60)
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +57,59 @@ def kg_copy(built_kg: GraphStore, tmp_path: Path) -> Iterator[GraphStore]:
     store = open_store(f"sqlite:///{path}")
     yield store
     store.close()
+
+
+def test_metrics_on_known_cases() -> None:
+    assert auroc(np.array([3.0, 2.0]), np.array([1.0, 0.0])) == 1.0
+    assert auroc(np.array([0.0, 1.0]), np.array([2.0, 3.0])) == 0.0
+    assert auroc(np.ones(3), np.ones(5)) == 0.5  # ties count half
+    assert auroc(np.array([2.0, 0.0]), np.array([1.0])) == 0.5
+    assert auprc(np.array([3.0, 2.0]), np.array([1.0, 0.0])) == 1.0
+    assert auprc(np.array([2.0, 0.0]), np.array([1.0])) == pytest.approx((1 + 2 / 3) / 2)
+    fpr, tpr, _ = roc_curve(np.array([2.0, 0.0]), np.array([1.0]))
+    assert fpr.tolist() == [0, 0, 1, 1] and tpr.tolist() == [0, 0.5, 0.5, 1]
+    # ranks 1, 3 (two negatives above) and 1.5 (one tie): hits@1 counts the first only
+    ranked = ranking_metrics(
+        np.array([5.0, 1.0, 2.0]),
+        np.array([[1.0, 0.0], [2.0, 3.0], [2.0, 0.0]]),
+        ks=(1, 2),
+    )
+    assert ranked == pytest.approx(
+        {"hits@1": 1 / 3, "hits@2": 2 / 3, "mrr": (1 + 1 / 3 + 1 / 1.5) / 3}
+    )
+
+
+def test_adamic_adar_weighs_common_neighbours_by_degree() -> None:
+    ids = [f"ANSM:{x}" for x in "abcde"]
+    a, b, c, d, e = ids
+    graph = build_graph(
+        DDI, dict.fromkeys(ids, "substance"), [(a, c), (b, c), (a, d), (b, d), (d, e)], {}
+    )
+    at = {x: i for i, x in enumerate(graph.node_ids)}
+    score = adamic_adar(graph, graph.positives)
+    got = score(np.array([[at[a], at[b]], [at[a], at[e]], [at[c], at[e]]]))
+    assert got == pytest.approx([1 / np.log(2) + 1 / np.log(3), 1 / np.log(3), 0.0])
+
+
+def test_path_counts_of_pairs_match_the_grid_and_count_paths() -> None:
+    ids = [f"ANSM:{x}" for x in "abcdek"]
+    a, b, c, d, e, k = ids
+    typed = dict.fromkeys(ids, "substance") | {k: "drug_class"}
+    target = [(a, c), (b, c), (a, d), (b, d), (d, e)]
+    graph = build_graph(DDI, typed, target, {MEMBER_OF: [(a, k), (e, k)]})
+    at = {x: i for i, x in enumerate(graph.node_ids)}
+    counts = PathCounts(graph, graph.positives)
+    rows, cols = np.arange(graph.num_nodes), np.arange(graph.num_nodes)
+    grid = counts.grid(rows, cols)
+    pairs = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2)
+    assert np.allclose(counts(pairs).reshape(grid.shape), grid)
+    assert np.allclose(grid, grid.transpose(1, 0, 2))  # symmetric in a, b
+    common = np.expm1(grid[..., 0])  # common neighbours on the interactions
+    assert common[at[a], at[b]] == pytest.approx(2) and common[at[a], at[e]] == pytest.approx(1)
+    # e shares class k with a, which interacts with c: one S-S-T path ("drugs like e interact
+    # with c"); and k reaches d through two members that interact with it (S-T)
+    assert np.expm1(grid[at[e], at[c], 6]) == pytest.approx(1)
+    assert np.expm1(grid[at[k], at[d], 5]) == pytest.approx(2)
 
 
 def test_ddi_graph_holds_each_ansm_pair_once(ddi: LinkGraph) -> None:
@@ -129,8 +180,15 @@ def test_proposals_are_cited_proposed_and_new(
         assert got is not None and got.status == Status.PROPOSED
         assert got.citations == (citation.id,) and 0.5 <= got.confidence <= 1
         assert {"score", "model", "threshold"} <= set(got.qualifiers)
-    # a curator rejects one: it is a negative now, and nothing already in the KG comes back
+    # a curator rejects one: the training data has it as a negative (not a positive), and
+    # nothing already in the KG is proposed again
     kg_copy.set_status(edges[0].id, Status.REJECTED, actor="dr.test", reason="not in SmPC")
+    graph = load_graph(kg_copy, DDI)
+    at = {x: i for i, x in enumerate(graph.node_ids)}
+    rejected = graph.canonical(np.array([[at[edges[0].subject], at[edges[0].object]]]))
+    assert rejected.tolist()[0] in graph.negatives.tolist()
+    assert rejected.tolist()[0] not in graph.positives.tolist()
+    assert graph.is_blocked(rejected).all()
     again = propose(kg_copy, predictor, threshold=0.5, limit=10)
     assert not {e.key for e in again} & ({e.key for e in edges} | before)
 
@@ -146,49 +204,85 @@ def test_warm_start_update_learns_the_edges_it_has_not_seen(
 
 
 def test_eval_linkpred_command(built_kg: GraphStore, tmp_path: Path) -> None:
+    from rich.console import Console
     from typer.testing import CliRunner
 
     from api.cli import app as root
+    from api.commands.linkpred import print_report
 
-    shutil.copyfile(Path(built_kg.path), tmp_path / "kg.sqlite")  # type: ignore[attr-defined]
-    url = f"sqlite:///{tmp_path / 'kg.sqlite'}"
-    args = ["eval", "linkpred", "--store", url, "--task", "ddi", "--quick"]
-    out = tmp_path / "out"
-    result = CliRunner().invoke(root, [*args, "--json", "--no-incremental", "--out", str(out)])
+    args = ["eval", "linkpred", "--store", built_kg.url, "--task", "ddi", "--quick"]
+    result = CliRunner().invoke(root, [*args, "--json", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    models = report["tasks"]["ddi"]["models"]
-    assert set(models) == {"gnn", "adamic_adar", "kge-rotate"}
-    for m in models.values():
+    ddi = report["tasks"]["ddi"]
+    assert set(ddi["models"]) == {"gnn", "adamic_adar", "kge-rotate"}
+    for m in ddi["models"].values():
         assert 0 <= m["auroc"] <= 1 and 0 <= m["hits@10"] <= 1 and m["mrr"] > 0
+    incremental = ddi["incremental"]
+    assert incremental["new_edges"] + incremental["old_edges"] == ddi["split"]["train"]
+    assert incremental["warm_start"]["train_seconds"] < incremental["full_retrain"]["train_seconds"]
     assert report["temporal_ddi"]["test_pairs_with_both_ends_in_train"] > 50
-    assert (out / "linkpred-ddi.png").stat().st_size > 10_000
-    assert json.loads((out / "linkpred.json").read_text())["seed"] == 0
-    table = CliRunner().invoke(root, [*args, "--no-temporal", "--no-incremental"])
-    assert table.exit_code == 0 and "adamic_adar" in table.stdout
+    assert (tmp_path / "linkpred-ddi.png").stat().st_size > 10_000
+    assert json.loads((tmp_path / "linkpred.json").read_text())["seed"] == 0
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    text = console.export_text()
+    assert "kge-rotate" in text and "ddi update with" in text and "ddi time split" in text
+    assert f"{ddi['models']['gnn']['auroc']:.3f}" in text
 
 
-def test_propose_command_writes_cited_proposals(built_kg: GraphStore, tmp_path: Path) -> None:
+def test_propose_then_curate_with_the_proposals_commands(
+    built_kg: GraphStore, tmp_path: Path
+) -> None:
     from typer.testing import CliRunner
 
     from api.cli import app as root
 
     shutil.copyfile(Path(built_kg.path), tmp_path / "kg.sqlite")  # type: ignore[attr-defined]
-    url = f"sqlite:///{tmp_path / 'kg.sqlite'}"
-    args = ["linkpred", "propose", "--store", url, "--quick", "--threshold", "0.5", "--limit", "3"]
+    url = ["--store", f"sqlite:///{tmp_path / 'kg.sqlite'}"]
+    args = ["linkpred", "propose", *url, "--quick", "--threshold", "0.5", "--limit", "3"]
     result = CliRunner().invoke(root, [*args, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert 1 <= len(report["proposed"]) <= 6  # a pair is proposed in both directions
-    store = open_store(url)
+    listed = CliRunner().invoke(
+        root, ["proposals", "list", "--predicate", DDI.predicate, "--json", *url]
+    )
+    listed_ids = {e["id"] for e in json.loads(listed.stdout)}
+    assert {row["edge"] for row in report["proposed"]} <= listed_ids
+    first = report["proposed"][0]
+    shown = json.loads(
+        CliRunner().invoke(root, ["proposals", "show", first["edge"], "--json", *url]).stdout
+    )
+    citation = shown["citations"][report["model"]]
+    assert citation["kind"] == "model" and citation["version"] == "1.0"
+    assert citation["details"]["training_kg_version"] == report["training_kg_version"]
+    assert report["kg_version"] > report["training_kg_version"]  # the proposals are a change
+    assert shown["edge"]["status"] == "proposed" and "score" in shown["edge"]["qualifiers"]
+    rejected = CliRunner().invoke(
+        root, ["proposals", "reject", first["edge"], "--reason", "no such interaction", *url]
+    )
+    assert rejected.exit_code == 0, rejected.output
+    store = open_store(url[1])
     try:
-        for row in report["proposed"]:
-            edge = store.get_edge(row["edge"])
-            assert edge is not None and edge.status == "proposed"
-            assert edge.predicate == "biolink:interacts_with"
-            (citation,) = store.get_citations(list(edge.citations)).values()
-            assert citation.id == report["model"] and citation.kind == "model"
+        graph = load_graph(store, DDI)
     finally:
         store.close()
-    bad = CliRunner().invoke(root, ["linkpred", "propose", "--store", url, "--task", "x"])
-    assert bad.exit_code != 0
+    at = {x: i for i, x in enumerate(graph.node_ids)}
+    pair = graph.canonical(np.array([[at[first["subject"]], at[first["object"]]]]))
+    assert pair.tolist()[0] in graph.negatives.tolist()
+
+
+def test_bad_input_exits_2_with_one_line(built_kg: GraphStore) -> None:
+    def evocdss(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "api.cli", *args, "--store", built_kg.url]
+        return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    for result in (
+        evocdss("eval", "linkpred", "--task", "protein-folding"),
+        evocdss("linkpred", "propose", "--task", "protein-folding"),
+    ):
+        assert result.returncode == 2, result.stderr
+        assert "unknown link prediction task" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert evocdss("linkpred", "propose", "--threshold", "2").returncode == 2

@@ -40,7 +40,7 @@ def eval_linkpred(
         bool, typer.Option(help="Also compare a warm-start update with a full retrain.")
     ] = True,
     quick: Annotated[
-        bool, typer.Option("--quick", help="A tenth of the epochs: a smoke run, not the figures.")
+        bool, typer.Option("--quick", help="A fifth of the epochs: a smoke run, not the figures.")
     ] = False,
 ) -> None:
     """Train the GNN, Adamic-Adar and a KGE model on the same held-out split of the KG and
@@ -78,7 +78,7 @@ def propose(
     limit: Annotated[int, typer.Option(min=1, help="At most this many pairs.")] = 50,
     seed: SeedOpt = 0,
     quick: Annotated[
-        bool, typer.Option("--quick", help="A tenth of the epochs: a smoke run.")
+        bool, typer.Option("--quick", help="A fifth of the epochs: a smoke run.")
     ] = False,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
@@ -103,7 +103,14 @@ def propose(
         for e in edges
     ]
     if as_json:
-        print_json({"model": model.citation().id, "kg_version": kg.version(), "proposed": rows})
+        print_json(
+            {
+                "model": model.citation().id,
+                "training_kg_version": model.graph.kg_version,
+                "kg_version": kg.version(),
+                "proposed": rows,
+            }
+        )
         return
     for r in rows:
         triple = f"{r['subject']} {r['predicate']} {r['object']}"
@@ -145,8 +152,13 @@ def print_report(report: dict[str, Any], console: Console) -> None:
             )
         console.print(table)
     for name, entry in report["tasks"].items():
-        cal = entry["calibration"]
-        console.print(f"{name} calibration (Platt): Brier {cal['brier']:.3f}, ECE {cal['ece']:.3f}")
+        cal, scored, test = entry["calibration"], entry["test_positives_scored"], entry["split"]
+        sample = "all" if scored == test["test"] else f"a random {scored:,} of {test['test']:,}"
+        console.print(
+            f"{name}: {sample} held-out edges scored, each against 1 negative (AUROC/AUPRC) and "
+            f"{entry['ranking_negatives']} negatives (Hits@10/MRR), the same for every model; "
+            f"calibration (Platt): Brier {cal['brier']:.3f}, ECE {cal['ece']:.3f}"
+        )
     for key, ok in report.get("targets", {}).items():
         console.print(f"{'[green]met' if ok else '[red]missed'}[/] {key}")
     if report["plots"]:

@@ -24,6 +24,7 @@ from ingest.fhir import NotFhirError, PatientRecords, iter_events, read_bundle, 
 from kg.errors import InvalidCurie
 from kg.model import Citation, Edge, Node
 from kg.vocab import CATEGORIES, PREDICATES, STATUSES, check_curie
+from learners.state import StateBusy
 from reasoner.answer import Answer
 from reasoner.differential import DiagnosisAnswer, DiagnosisQuery
 from reasoner.explain import ExplainAnswer, ExplainQuery
@@ -293,6 +294,10 @@ def router(kinds: list[str]) -> APIRouter:
         responses={
             **error_responses(400, 413, 415, 422),
             409: {"model": ErrorOut, "description": "The learner state cannot take records."},
+            503: {
+                "model": ErrorOut,
+                "description": "Another process is learning (see Retry-After).",
+            },
         },
         openapi_extra={
             "requestBody": {
@@ -446,6 +451,8 @@ def _ingest_out(ctx: ApiContext, records: PatientRecords, with_events: bool) -> 
         learned = ctx.learners.learn(all_events, ctx.store, ctx.salt)
     except ValueError as exc:
         raise HTTPException(409, f"the learners cannot take these records: {exc}") from None
+    except StateBusy as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "10"}) from None
     shown = all_events[:MAX_EVENTS] if with_events else []
     return IngestOut(
         patients=summaries,

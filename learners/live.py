@@ -3,9 +3,9 @@ through the same ``replay`` as ``evocdss learn``, one batch at a time, and the s
 after each batch with the same format, version checks and stream position.
 
 Events at or before the learners' position are skipped (learned already, or too late to learn
-in time order), so the same records sent twice are counted once. When another process
-(``evocdss learn``) saved the state since this one last read or wrote it, it is read again
-before the next batch.
+in time order), so the same records sent twice are counted once. A batch holds the state file
+(``learners.state.locked``) from reading to saving; when another process (``evocdss learn``,
+another worker) saved the state since this one last read or wrote it, it is read again first.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from ingest.patient import Event
 from kg.settings import Settings
 from kg.store import GraphStore
-from learners.state import LearnerState, save_state, state_path
+from learners.state import LearnerState, locked, save_state, state_path
 from learners.stream import open_state, replay
 
 
@@ -46,9 +46,10 @@ class LiveLearners:
     --reset``).
     """
 
-    def __init__(self, settings: Settings, path: Path | None = None) -> None:
+    def __init__(self, settings: Settings, path: Path | None = None, lock_wait: float = 10.0):
         self.settings = settings
         self.path = path or state_path(settings)
+        self.lock_wait = lock_wait
         self._lock = threading.Lock()
         self._state: LearnerState | None = None
         self._error: str | None = None
@@ -63,8 +64,9 @@ class LiveLearners:
     def learn(self, events: list[Event], store: GraphStore, salt: str) -> LiveResult:
         """Learn ``events`` (oldest first, patients pseudonymised with ``salt``), write what
         the learners found into ``store`` and save the state. Raises ``ValueError`` when the
-        state is unusable or was made with another pseudonym salt."""
-        with self._lock:
+        state is unusable or was made with another pseudonym salt, ``StateBusy`` when another
+        process holds it for over ``lock_wait`` seconds."""
+        with self._lock, locked(self.path, wait=self.lock_wait):
             if self._stamp != _stamp(self.path):
                 self._open()
             state = self._state

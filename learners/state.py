@@ -7,16 +7,21 @@ learned at that time (ties), and an order-free digest of every id learned (the s
 skipped is exactly that.
 
 The file is a pickle written by this program under ``<home>/learners`` (write-then-rename, so
-a crash leaves the previous state); only load files you wrote.
+a crash leaves the previous state); only load files you wrote. A process that learns holds the
+state (``locked``: an advisory lock on ``<file>.lock``) from reading it to saving it, so that
+``evocdss learn`` and the workers of a server never overwrite each other's events.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import pickle
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +37,34 @@ def state_path(settings: Settings) -> Path:
     """Where the learners' state lives by default: ``<learners_dir>/state.pkl`` (default
     ``<home>/learners/state.pkl``)."""
     return settings.learners_path / "state.pkl"
+
+
+class StateBusy(OSError):
+    """Another process is learning with the same state file."""
+
+
+@contextmanager
+def locked(path: Path, wait: float) -> Iterator[None]:
+    """Hold the learner state at ``path`` for this process while the block runs, waiting at
+    most ``wait`` seconds for another holder to finish (then ``StateBusy``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
+    with path.with_name(path.name + ".lock").open("a") as f:
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StateBusy(
+                        f"learner state {path} is in use by another process (evocdss learn or "
+                        "a server): try again when it has finished"
+                    ) from None
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def id_hash(event_id: str) -> int:

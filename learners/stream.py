@@ -25,6 +25,7 @@ from learners.state import (
     StreamPosition,
     id_hash,
     load_state,
+    locked,
     new_state,
     save_state,
     state_path,
@@ -207,29 +208,32 @@ def learn(
     signal_config: SignalConfig | None = None,
     progress: Progress | None = None,
     checkpoint_every: int = 20_000,
+    lock_wait: float = 30.0,
 ) -> LearnSummary:
     """Replay ``records`` through the learners, write what they found into ``store``, and
     save their state (default ``<home>/learners/state.pkl``); see the module docstring.
 
     ``signal_config`` (default: the ``signal_*`` settings) sets the signal learner's
     thresholds when the state starts afresh; a saved learner keeps its own (asking for others
-    raises ``ValueError``).
+    raises ``ValueError``). The state is held for the whole run; another process holding it
+    for over ``lock_wait`` seconds raises ``StateBusy``.
     """
     started = time.perf_counter()
     path = state_file or state_path(settings)
-    state = open_state(path, settings, reset=reset, signal_config=signal_config)
-    for learner in state.learners.values():
-        learner.feedback(store)
-    events, problems = read_events(records, store, state.salt)
-    result = replay(
-        events,
-        state,
-        progress=progress,
-        checkpoint=lambda: save_state(state, path),
-        checkpoint_every=checkpoint_every,
-    )
-    flushed = {name: lrn.flush(store).to_dict() for name, lrn in state.learners.items()}
-    save_state(state, path)
+    with locked(path, wait=lock_wait):
+        state = open_state(path, settings, reset=reset, signal_config=signal_config)
+        for learner in state.learners.values():
+            learner.feedback(store)
+        events, problems = read_events(records, store, state.salt)
+        result = replay(
+            events,
+            state,
+            progress=progress,
+            checkpoint=lambda: save_state(state, path),
+            checkpoint_every=checkpoint_every,
+        )
+        flushed = {name: lrn.flush(store).to_dict() for name, lrn in state.learners.items()}
+        save_state(state, path)
     return LearnSummary(
         records=str(records),
         store=store.url,

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
 
@@ -30,7 +32,7 @@ from kg.model import Node
 from kg.settings import Settings
 from kg.store import GraphStore
 from learners.signals import ADVERSE_EVENT, SignalConfig
-from learners.state import load_state, state_path
+from learners.state import StateBusy, load_state, state_path
 from learners.stream import LEARNERS, learn
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,3 +203,68 @@ def test_an_unusable_learner_state_is_a_409(
     assert response.status_code == 409
     assert "unreadable" in response.json()["detail"] and "--reset" in response.json()["detail"]
     assert path.read_bytes() == b"not a pickle"
+
+
+HOLD_STATE = """
+import sys
+from pathlib import Path
+from learners.state import locked
+with locked(Path(sys.argv[1]), wait=5):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextmanager
+def held_by_another_process(path: Path) -> Iterator[None]:
+    """Another process (as `evocdss learn` would) holds the learner state at ``path``."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_STATE, str(path)],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield
+    finally:
+        holder.communicate("", timeout=30)
+
+
+def test_a_state_held_by_another_process_is_a_503_then_learned(
+    live: tuple[GraphStore, Settings], records: Path
+) -> None:
+    store, settings = live
+    path = state_path(settings)
+    payload = body(records, ("Patient", "MedicationRequest", "Condition"))
+    with TestClient(create_app(store, settings)) as client:
+        client.app.state.ctx.learners.lock_wait = 0.3
+        with held_by_another_process(path):
+            busy = client.post("/v1/ingest/fhir", content=payload, headers=NDJSON)
+            assert busy.status_code == 503 and busy.headers["Retry-After"] == "10"
+            assert "in use by another process" in busy.json()["detail"]
+            assert not path.exists()  # nothing learned, nothing saved
+        done = client.post("/v1/ingest/fhir", content=payload, headers=NDJSON).json()
+    assert done["learned"]["events_learned"] == done["events_total"] > 1_000
+    assert load_state(path, LEARNERS).position.events == done["events_total"]
+
+
+def test_cli_learn_waits_for_a_held_state_then_exits_2(
+    live: tuple[GraphStore, Settings], records: Path, tmp_path: Path
+) -> None:
+    store, settings = live
+    path = tmp_path / "state.pkl"
+    with held_by_another_process(path):
+        with pytest.raises(StateBusy, match="in use by another process"):
+            learn(records, store, settings, state_file=path, lock_wait=0.3)
+        result = subprocess.run(
+            [sys.executable, "-m", "api.cli", "learn", "--records", str(records),
+             "--state", str(path), "--store", store.url, "--wait", "0.3"],
+            cwd=REPO, capture_output=True, text=True, timeout=300,
+            env={**os.environ, "EVOCDSS_HOME": str(tmp_path)},
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "in use by another process" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not path.exists()

@@ -74,6 +74,10 @@ def learn(
         float | None,
         typer.Option(help="Days in care before an order counts as a new start (default 90)."),
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds to wait while another process holds the state."),
+    ] = 30.0,
     json: JsonOpt = False,
 ) -> None:
     """Replay records in time order through the online learners; write their proposals.
@@ -112,15 +116,20 @@ def learn(
             def tick(done: int, total: int) -> None:
                 bar.update(task, description="learning", completed=done, total=total)
 
-            summary = learn_records(
-                records,
-                s,
-                get_settings(),
-                state_file=state,
-                reset=reset,
-                signal_config=config,
-                progress=tick,
-            )
+            try:
+                summary = learn_records(
+                    records,
+                    s,
+                    get_settings(),
+                    state_file=state,
+                    reset=reset,
+                    signal_config=config,
+                    progress=tick,
+                    lock_wait=wait,
+                )
+            except Exception:
+                bar.remove_task(task)  # the error is the one line left, not a stopped bar
+                raise
     finally:
         s.close()
     data = summary.to_dict()

@@ -21,10 +21,10 @@ from api.audit import AuditLog, Recorder
 from api.cds_models import error_responses
 from api.context import ApiContext, Ctx
 from api.feedback import FeedbackStore
-from api.kg_cache import CachedStore
 from api.metrics import Metrics
 from api.security import ApiKeys, Guard, Principal, RateLimiter, require_role
 from kg import open_store
+from kg.cache import CachedStore
 from kg.errors import KGError, NotFound, StoreUnavailable
 from kg.settings import Settings, get_settings
 from kg.store import GraphStore

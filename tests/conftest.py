@@ -36,7 +36,7 @@ def wipe_neo4j(url: str) -> None:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("neo4j", marks=pytest.mark.neo4j)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
     """An empty store of each kind."""
     from kg import open_store
 
@@ -48,6 +48,12 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore
         s = open_store(url)
     yield s
     s.close()
+
+
+@pytest.fixture
+def store(empty_store: GraphStore) -> GraphStore:
+    """An empty store of each kind (a module may wrap it, e.g. behind a cache)."""
+    return empty_store
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""The GraphStore contract, run against every store (SQLite and a real Neo4j 5)."""
+"""The GraphStore contract, run against every store (SQLite and a real Neo4j 5), directly and
+through the reasoner's per-version read cache (``kg.cache.CachedStore``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,19 @@ import threading
 import pytest
 
 from kg import Citation, Edge, Node, Status, Synonym, edge_id
+from kg.cache import CachedStore
 from kg.errors import InvalidCurie, InvalidStatus, MissingCitation, NotFound, UnknownPredicate
 from kg.store import GraphStore
 from kg.traverse import neighbourhood, paths
 
 SRC = Citation("src:test", "database", "Test source", version="1", url="https://example.org")
 GUIDE = Citation("src:guide", "guideline", "A guideline", version="2024", license="CC-BY-4.0")
+
+
+@pytest.fixture(params=["direct", "cached"])
+def store(empty_store: GraphStore, request: pytest.FixtureRequest) -> GraphStore:
+    """Each store as it is, and behind the read cache: the contract holds through both."""
+    return CachedStore(empty_store) if request.param == "cached" else empty_store
 
 
 def drugs() -> list[Node]:
@@ -327,3 +335,25 @@ def test_readers_see_a_batch_all_or_nothing_while_it_is_written(store: GraphStor
         reader.join()
     seen.add(store.stats().edges)
     assert seen <= {4, 4 + n} and 4 + n in seen
+
+
+def test_the_cache_pins_one_version_per_request_and_follows_writes(store: GraphStore) -> None:
+    cached = store if isinstance(store, CachedStore) else CachedStore(store)
+    version = load(cached)
+    vka = ("TEST:vka",)
+    assert [e.subject for e in cached.neighbors(vka, predicates=["biolink:member_of"])] == [
+        "TEST:warfarin"
+    ]
+    phenprocoumon = Node("TEST:phenprocoumon", "biolink:Drug", "Phenprocoumone")
+    joins = Edge("TEST:phenprocoumon", "biolink:member_of", "TEST:vka", ("src:test",))
+    with cached.pinned() as pinned:
+        assert pinned == version
+        written = cached.upsert(nodes=[phenprocoumon], edges=[joins], actor="tester").version
+        assert cached.version() == version  # the request keeps the version it started with
+    assert cached.version() == written > version
+    members = cached.neighbors(vka, predicates=["biolink:member_of"])
+    assert {e.subject for e in members} == {"TEST:warfarin", "TEST:phenprocoumon"}
+    assert cached.get_node("TEST:phenprocoumon") == phenprocoumon
+    cached.set_status(joins.id, Status.RETRACTED, actor="tester", reason="test")
+    trusted = cached.neighbors(vka, predicates=["biolink:member_of"], statuses=["asserted"])
+    assert [e.subject for e in trusted] == ["TEST:warfarin"]

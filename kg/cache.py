@@ -4,7 +4,8 @@ The reasoner asks the same questions of the KG again and again (the nodes of com
 classes, the interactions of a class); the answers change only when the KG version does. Every
 cached read first asks the store for its version (one indexed look-up) and drops the cache when
 it moved, so answers are exactly those of the store. Within ``pinned()`` (one request) the
-version is read once: the request sees one consistent KG version and saves the look-ups. Writes
+version is read once, which saves the look-ups and gives the answer one version to state; the
+store itself is live, so a KG write landing during that request can still be read by it. Writes
 and everything else go straight to the store.
 """
 

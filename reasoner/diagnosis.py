@@ -36,9 +36,16 @@ The score of a disease ``d`` is a log posterior up to a constant:
 Only ``OMIM:`` diseases are ranked by default (``prefixes``): the KG has no OMIM-ORPHA
 cross-references, and ranking both would list many diseases twice. Orphanet's annotations still
 count where an ``ORPHA:`` disease's genes point to a single annotated OMIM disease: they are
-lent to it (``orphanet_weight``), citing the Orphanet annotation and both gene edges. Only
-edges a reasoner may rely on (asserted, curated, inferred) are read; learner proposals are not
-used.
+lent to it (``orphanet_weight``), citing the Orphanet annotation and both gene edges.
+- **Allelic disorders**: OMIM diseases caused by the same gene (its other phenotype entries)
+  lend each other the terms the borrower lacks, at ``allelic_weight`` times their frequency
+  (floored at ``frequency_floor``), citing the lender's annotation and both gene edges. A
+  patient's term seen in an allelic disorder is weak evidence (the same gene's spectrum); lent
+  terms count for observed terms only, not for the prior nor the coverage, which describe the
+  disease's own presentation.
+
+Only edges a reasoner may rely on (asserted, curated, inferred) are read; learner proposals are
+not used.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ from kg.vocab import TRUSTED_STATUSES
 from reasoner.answer import Evidence
 
 MODEL_NAME = "evocdss-phenotype-lr"
-MODEL_VERSION = "1"
+MODEL_VERSION = "2"
 HAS_PHENOTYPE = "biolink:has_phenotype"
 GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
 SUBCLASS_OF = "biolink:subclass_of"
@@ -83,6 +90,8 @@ class ModelParams:
     negated_lr: float = 0.05
     orphanet_weight: float = 1.0
     """Frequency factor of Orphanet annotations lent to an OMIM disease (0: not used)."""
+    allelic_weight: float = 0.1
+    """Frequency factor of annotations lent by an OMIM disease of the same gene (0: not used)."""
     leaders: int = 10
     """How many leading candidates the next questions try to separate."""
 
@@ -135,7 +144,11 @@ class DiagnosisIndex:
     ann_negated: np.ndarray
     ann_sex: np.ndarray
     ann_edge: list[tuple[str, ...]]
-    """The edges each annotation cites (an Orphanet one: also the two gene edges)."""
+    """The edges each annotation cites (a lent one: also the two gene edges)."""
+    ann_lender: list[str]
+    """The disease a lent annotation is taken from ("" for the disease's own)."""
+    ann_allelic: np.ndarray
+    """Whether each annotation is lent by an allelic OMIM disease (not in prior or coverage)."""
     log_prior: np.ndarray
     columns: dict[int, _Columns] = field(default_factory=dict)
     negated: _Columns | None = None
@@ -212,9 +225,13 @@ def _build(
             freq = _frequency(q, params)
             sex = _sex_group(q.get("sex"))
             raw = str(q.get("frequency_raw", ""))
-            rows.append((e.subject, t, negated, freq, sex, raw, (e.id,)))
-    if params.orphanet_weight > 0:
-        rows += _orphanet_rows(store, rows, term_index, params)
+            rows.append((e.subject, t, negated, freq, sex, raw, (e.id,), False, ""))
+    genes_of: dict[str, dict[str, str]] = defaultdict(dict)  # disease -> gene -> edge id
+    for e in store.edges(predicate=GENE_TO_DISEASE, statuses=trusted):
+        genes_of[e.object][e.subject] = e.id
+    lent = _orphanet_rows(store, rows, genes_of, term_index, params)
+    lent.update(_allelic_rows(rows, genes_of, params, lent))
+    rows += lent.values()
     rows.sort()
     annotated = sorted({r[0] for r in rows if not r[2]})
     disease_index = {d: i for i, d in enumerate(annotated)}
@@ -225,7 +242,8 @@ def _build(
     ann_negated = np.array([r[2] for r in rows], dtype=bool)
     ann_freq = np.array([r[3] for r in rows], dtype=np.float64)
     ann_sex = np.array([r[4] for r in rows], dtype=np.int8)
-    sizes = np.bincount(ann_dis[~ann_negated], minlength=n_d)
+    ann_allelic = np.array([r[7] for r in rows], dtype=bool)
+    sizes = np.bincount(ann_dis[~ann_negated & ~ann_allelic], minlength=n_d)
 
     ic = np.array(store_ic)
     if np.isnan(ic).any():
@@ -256,6 +274,8 @@ def _build(
         ann_negated=ann_negated,
         ann_sex=ann_sex,
         ann_edge=[r[6] for r in rows],
+        ann_lender=[r[8] for r in rows],
+        ann_allelic=ann_allelic,
         log_prior=params.annotation_prior * np.log(np.maximum(sizes, 1)),
     )
     positive = ~ann_negated
@@ -272,25 +292,25 @@ def _build(
 
 
 def _orphanet_rows(
-    store: GraphStore, rows: list[tuple], term_index: dict[str, int], params: ModelParams
-) -> list[tuple]:
+    store: GraphStore,
+    rows: list[tuple],
+    genes_of: dict[str, dict[str, str]],
+    term_index: dict[str, int],
+    params: ModelParams,
+) -> dict[tuple[str, int], tuple]:
     """Annotations of Orphanet diseases lent to the one OMIM disease they share genes with.
 
     An ``ORPHA:`` disease whose causal genes are associated with exactly one annotated OMIM
     disease describes the same gene-defined entity; its annotations of terms the OMIM disease
     lacks are added to it (frequency times ``orphanet_weight``), each citing the Orphanet
-    ``has_phenotype`` edge and both ``gene_associated_with_condition`` edges."""
-    trusted = sorted(TRUSTED_STATUSES)
-    genes_of: dict[str, dict[str, str]] = defaultdict(dict)  # disease -> gene -> edge id
-    diseases_of: dict[str, set[str]] = defaultdict(set)
-    for e in store.edges(predicate=GENE_TO_DISEASE, statuses=trusted):
-        genes_of[e.object][e.subject] = e.id
-        diseases_of[e.subject].add(e.object)
-    omim_terms: dict[str, set[int]] = defaultdict(set)
-    for r in rows:
-        omim_terms[r[0]].add(r[1])
+    ``has_phenotype`` edge and both ``gene_associated_with_condition`` edges; keyed by
+    (disease, term index)."""
+    if params.orphanet_weight <= 0:
+        return {}
+    diseases_of = _diseases_of(genes_of)
+    omim_terms = _terms_of(rows)
     lent: dict[tuple[str, int], tuple] = {}
-    for e in store.edges(predicate=HAS_PHENOTYPE, statuses=trusted):
+    for e in store.edges(predicate=HAS_PHENOTYPE, statuses=sorted(TRUSTED_STATUSES)):
         t = term_index.get(e.object)
         if t is None or not e.subject.startswith("ORPHA:"):
             continue
@@ -305,10 +325,59 @@ def _orphanet_rows(
         q = e.qualifiers
         freq = max(_frequency(q, params) * params.orphanet_weight, params.frequency_floor)
         row = (d, t, bool(q.get("negated")), freq, _sex_group(q.get("sex")))
-        row += (str(q.get("frequency_raw", "")), (e.id, genes[gene], genes_of[d][gene]))
+        cited = (e.id, genes[gene], genes_of[d][gene])
+        row += (str(q.get("frequency_raw", "")), cited, False, e.subject)
         if (d, t) not in lent or lent[(d, t)][3] < freq:
             lent[(d, t)] = row
-    return list(lent.values())
+    return lent
+
+
+def _allelic_rows(
+    rows: list[tuple],
+    genes_of: dict[str, dict[str, str]],
+    params: ModelParams,
+    taken: dict[tuple[str, int], tuple],
+) -> dict[tuple[str, int], tuple]:
+    """Annotations an OMIM disease lends to the other OMIM diseases of the same gene.
+
+    Only positive annotations of terms the borrower has neither itself nor from Orphanet
+    (``taken``) are lent, at ``allelic_weight`` times their frequency, each citing the lender's
+    ``has_phenotype`` edge and the shared gene's two ``gene_associated_with_condition`` edges;
+    per (disease, term index) the highest frequency is kept."""
+    if params.allelic_weight <= 0:
+        return {}
+    diseases_of = _diseases_of(genes_of)
+    omim_terms = _terms_of(rows)
+    lent: dict[tuple[str, int], tuple] = {}
+    for lender, t, negated, f, sex, raw, (edge_id,), *_ in rows:
+        if negated:
+            continue
+        freq = max(f * params.allelic_weight, params.frequency_floor)
+        for gene in sorted(genes_of.get(lender, {})):
+            for d in sorted(diseases_of[gene] - {lender}):
+                if d not in omim_terms or t in omim_terms[d] or (d, t) in taken:
+                    continue
+                if (d, t) not in lent or lent[(d, t)][3] < freq:
+                    cited = (edge_id, genes_of[lender][gene], genes_of[d][gene])
+                    lent[(d, t)] = (d, t, False, freq, sex, raw, cited, True, lender)
+    return lent
+
+
+def _diseases_of(genes_of: dict[str, dict[str, str]]) -> dict[str, set[str]]:
+    """Gene -> the diseases associated with it."""
+    diseases_of: dict[str, set[str]] = defaultdict(set)
+    for disease, genes in genes_of.items():
+        for gene in genes:
+            diseases_of[gene].add(disease)
+    return diseases_of
+
+
+def _terms_of(rows: list[tuple]) -> dict[str, set[int]]:
+    """Disease -> the term indexes it is annotated with (positively or not)."""
+    terms: dict[str, set[int]] = defaultdict(set)
+    for r in rows:
+        terms[r[0]].add(r[1])
+    return terms
 
 
 def _frequency(qualifiers: dict[str, Any], params: ModelParams) -> float:
@@ -477,7 +546,7 @@ def _coverage(index: DiagnosisIndex, p: _Patient) -> np.ndarray:
         anc = index.ancestors(q)
         closure_ic[anc] = index.ic[anc]
     best = np.maximum.reduceat(closure_ic[index.ann_anc], index.ann_anc_start)
-    w = np.where(index.ann_negated, 0.0, index.ann_freq)
+    w = np.where(index.ann_negated | index.ann_allelic, 0.0, index.ann_freq)
     num = np.bincount(index.ann_dis, weights=w * best, minlength=n_d)
     den = np.bincount(index.ann_dis, weights=w, minlength=n_d)
     scale = index.params.coverage_weight * len(p.present)
@@ -605,6 +674,7 @@ def _item(index: DiagnosisIndex, q: int, kind: str, r: int, log_lr: float) -> di
         "frequency_raw": index.ann_raw[r],
         "log_lr": round(log_lr, 3),
         "edges": list(index.ann_edge[r]),
+        "lent_by": index.ann_lender[r] or None,
     }
 
 
@@ -651,7 +721,8 @@ def _next_questions(
     cite: _Citer,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Terms annotated to the leaders, not yet asked, whose answer best separates them."""
+    """Terms annotated to the leaders (not only lent by an allelic disorder), not yet asked,
+    whose answer best separates them."""
     known = set()
     for _, q in p.present:
         known.update(index.ancestors(q).tolist())
@@ -660,8 +731,9 @@ def _next_questions(
         {
             t
             for prof in profiles
-            for t in prof.direct
+            for t, r in prof.direct.items()
             if index.phenotypic[t]
+            and not index.ann_allelic[r]
             and t not in known
             and not excluded.intersection(index.ancestors(t).tolist())
         }

@@ -64,6 +64,11 @@ class PhenotypeMatch(BaseModel):
     frequency_raw: str = ""
     log_lr: float
     edges: list[str]
+    lent_by: str | None = Field(
+        default=None,
+        description="The disease (Orphanet entry or allelic OMIM disorder of the same gene) "
+        "whose annotation is lent to the candidate; its edges then include the two gene edges.",
+    )
     shared_ancestor: str | None = None
     shared_ancestor_name: str | None = None
     citations: list[str]

@@ -181,14 +181,15 @@ def test_every_cited_item_resolves_to_a_patient_fact_and_a_stored_edge(
         stored = store.get_edge(ref.edge["id"])
         assert stored is not None and stored.key == (ref.edge["subject"], *stored.key[1:])
         assert ref.sources == ["src:hpo"] and evidence.refs["src:hpo"].kind == "source"
-        if ref.edge["subject"] != disease:  # an Orphanet annotation lent through a shared gene
-            assert ref.edge["subject"].startswith("ORPHA:") and len(gene_keys) == 2
+        if ref.edge["subject"] != disease:  # lent by Orphanet or an allelic OMIM disorder
+            assert ref.edge["subject"].split(":")[0] in {"ORPHA", "OMIM"} and len(gene_keys) == 2
             genes = [evidence.refs[k].edge for k in gene_keys]
             assert {g["predicate"] for g in genes} == {GENE_TO_DISEASE}
             assert genes[0]["subject"] == genes[1]["subject"]
             assert {g["object"] for g in genes} == {ref.edge["subject"], disease}
+            assert item["lent_by"] == ref.edge["subject"]
         else:
-            assert not gene_keys
+            assert not gene_keys and item["lent_by"] is None
     for d in result["differential"]:
         assert evidence.refs[d["citations"][0]].kind == "model_output"
 
@@ -204,7 +205,7 @@ def test_orphanet_annotations_of_the_same_gene_count_for_the_omim_disease(
     result = diagnose(index, patient, evidence, top_k=10)
     entry = next(d for d in result["differential"] if d["disease"] == dee4)
     item = next(i for i in entry["supporting"] if i["phenotype"] == focal)
-    assert item["match"] == "exact" and len(item["edges"]) == 3
+    assert item["match"] == "exact" and len(item["edges"]) == 3 and item["lent_by"] == orphanet
     annotation, *genes = (evidence.refs[k].edge for k in item["citations"][1:])
     assert (annotation["subject"], annotation["object"]) == (orphanet, focal)
     assert {(g["object"], g["predicate"]) for g in genes} == {
@@ -214,6 +215,32 @@ def test_orphanet_annotations_of_the_same_gene_count_for_the_omim_disease(
     assert genes[0]["subject"] == genes[1]["subject"] == "NCBIGene:6812"
     without = DiagnosisIndex.from_store(store, params=replace(index.params, orphanet_weight=0))
     assert rank_of(index, patient, dee4) < rank_of(without, patient, dee4)
+
+
+def test_allelic_disorders_of_the_same_gene_lend_their_terms_weakly(
+    store: SQLiteStore, index: DiagnosisIndex
+) -> None:
+    # Marfan syndrome (FBN1) is not annotated with hypoplasia of the maxilla; Weill-Marchesani
+    # syndrome 2, another FBN1 disorder, is: the term is lent at a low frequency, cited.
+    wms2, maxilla, fbn1 = "OMIM:608328", "HP:0000327", "NCBIGene:2200"
+    assert not store.edges(subject=MARFAN, predicate=HAS_PHENOTYPE, object=maxilla)
+    assert store.edges(subject=wms2, predicate=HAS_PHENOTYPE, object=maxilla)
+    patient = {"phenotypes": [*top_terms(store, MARFAN, 4), maxilla]}
+    evidence = Evidence(store)
+    result = diagnose(index, patient, evidence, top_k=10)
+    marfan = next(d for d in result["differential"] if d["disease"] == MARFAN)
+    item = next(i for i in marfan["supporting"] if i["phenotype"] == maxilla)
+    assert item["match"] == "exact" and item["frequency"] <= 0.1 and len(item["edges"]) == 3
+    assert item["lent_by"] == wms2
+    annotation, *genes = (evidence.refs[k].edge for k in item["citations"][1:])
+    assert (annotation["subject"], annotation["object"]) == (wms2, maxilla)
+    assert {(g["subject"], g["object"]) for g in genes} == {(fbn1, wms2), (fbn1, MARFAN)}
+    without = DiagnosisIndex.from_store(store, params=replace(index.params, allelic_weight=0))
+    d = index.disease_index[MARFAN]
+    assert without.disease_index[MARFAN] == d
+    assert score_diseases(index, patient)[d] > score_diseases(without, patient)[d] + 0.5
+    assert index.log_prior[d] == without.log_prior[d]  # lent terms do not make it better known
+    assert rank_of(index, patient, MARFAN) <= rank_of(without, patient, MARFAN)
 
 
 def test_unknown_terms_are_reported_not_guessed(index: DiagnosisIndex) -> None:

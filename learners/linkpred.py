@@ -6,6 +6,11 @@ reverse, over learned node embeddings (KG nodes carry no features). The decoder 
 interaction scores the same both ways, and every disease x phenotype pair of the KG scores as
 one matrix product when proposing).
 
+A model may be an ensemble of ``members`` such encoder-decoders, each with its own
+initialisation and dropout, trained side by side on the same epochs (the same hidden edges,
+negatives and pair features, computed once per epoch); its score is the mean of the members'
+logits.
+
 Training is full-batch. Each epoch a fraction of the training edges is hidden from message
 passing and becomes the supervision set, so the model learns to find edges it cannot see, as at
 prediction time; each supervised positive meets type-aware corrupted negatives. Scores are
@@ -63,6 +68,7 @@ class TrainConfig:
     calibration_negatives: int = 4  # negatives per calibration positive
     path_counts: bool = False  # add ``PathCounts`` pair features to the decoder
     threads: int = 1  # torch threads: the machine is shared; 2 threads ran slower under load
+    members: int = 1  # GNNs in the ensemble (their logits are averaged)
     seed: int = 0
 
 
@@ -78,7 +84,7 @@ def _torch(threads: int, seed: int) -> Any:
     return torch
 
 
-def _encoder_class() -> type:
+def _encoder_class() -> tuple[type, type]:
     import warnings
 
     import torch
@@ -146,7 +152,31 @@ def _encoder_class() -> type:
                 score = score + self.pair_mlp(torch.cat([product, features], dim=-1)).squeeze(-1)
             return score
 
-    return HeteroEncoder
+    class Ensemble(torch.nn.Module):
+        """``len(members)`` encoder-decoders; a pair's score is the mean of their scores."""
+
+        def __init__(self, members: list[HeteroEncoder]):
+            super().__init__()
+            self.members = torch.nn.ModuleList(members)
+
+        def forward(self, edge_index_dict: dict) -> torch.Tensor:
+            """Node embeddings of every member (members x nodes x dim)."""
+            return torch.stack([m(edge_index_dict) for m in self.members])
+
+        def member_scores(
+            self, h: torch.Tensor, pairs: torch.Tensor, features: torch.Tensor | None = None
+        ) -> torch.Tensor:
+            """Each member's scores of ``pairs`` (members x pairs)."""
+            return torch.stack(
+                [m.decode(h_m, pairs, features) for m, h_m in zip(self.members, h, strict=True)]
+            )
+
+        def decode(
+            self, h: torch.Tensor, pairs: torch.Tensor, features: torch.Tensor | None = None
+        ) -> torch.Tensor:
+            return self.member_scores(h, pairs, features).mean(0)
+
+    return HeteroEncoder, Ensemble
 
 
 def _edge_index_dict(graph: LinkGraph, target_edges: np.ndarray) -> dict:
@@ -176,9 +206,12 @@ def _edge_index_dict(graph: LinkGraph, target_edges: np.ndarray) -> dict:
 
 
 def _new_model(graph: LinkGraph, config: TrainConfig) -> Any:
-    """An untrained encoder sized for ``graph``'s node types and edge types."""
+    """An untrained ensemble of ``config.members`` encoders sized for ``graph``'s node types
+    and edge types (each member initialised from the torch generator in turn)."""
     sizes = {t: int((graph.node_types == i).sum()) for i, t in enumerate(graph.types)}
-    return _encoder_class()(sizes, _all_edge_types(graph), config)
+    encoder, ensemble = _encoder_class()
+    edge_types = _all_edge_types(graph)
+    return ensemble([encoder(sizes, edge_types, config) for _ in range(config.members)])
 
 
 def _all_edge_types(graph: LinkGraph) -> list[tuple[str, str, str]]:
@@ -213,7 +246,8 @@ class LinkPredictor:
         return model_name(self.task)
 
     def embeddings(self) -> torch.Tensor:
-        """Node embeddings with message passing over the training edges (cached)."""
+        """Node embeddings of each member (members x nodes x dim) with message passing over
+        the training edges (cached)."""
         if self._embeddings is None:
             import torch
 
@@ -300,7 +334,8 @@ def _fit(
     lr: float | None = None,
 ) -> list[dict[str, Any]]:
     """Full-batch training: each epoch hides ``hidden_fraction`` of ``supervised`` from message
-    passing (the rest of ``graph_edges`` stays) and learns to score those hidden edges."""
+    passing (the rest of ``graph_edges`` stays) and learns to score those hidden edges. The loss
+    is the sum of the members' losses, so each member learns as if it were trained alone."""
     graph, model = predictor.graph, predictor.model
     rng = np.random.default_rng(config.seed)
     optimizer = torch.optim.Adam(
@@ -330,15 +365,18 @@ def _fit(
 
         def decode(pairs: np.ndarray, h: Any = h, counts: PathCounts | None = counts) -> Any:
             features = torch.as_tensor(counts(pairs)) if counts else None
-            return model.decode(h, torch.as_tensor(pairs), features)
+            return model.member_scores(h, torch.as_tensor(pairs), features)
 
         pos = decode(targets)
         neg = decode(negatives)
         if len(known_negatives):
-            neg = torch.cat([neg, decode(known_negatives)])
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(
-            torch.cat([pos, neg]), torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
-        )
+            neg = torch.cat([neg, decode(known_negatives)], dim=1)
+        per_member = torch.nn.functional.binary_cross_entropy_with_logits(
+            torch.cat([pos, neg], dim=1),
+            torch.cat([torch.ones_like(pos), torch.zeros_like(neg)], dim=1),
+            reduction="none",
+        ).mean(1)
+        loss = per_member.sum()
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -417,33 +455,37 @@ def _remap(old: LinkGraph, new: LinkGraph, pairs: np.ndarray) -> np.ndarray:
     return new.canonical(out[(out >= 0).all(axis=1)])
 
 
+def _embedding_type(key: str) -> str | None:
+    """The node type of an embedding table's weight in a state dict (None for other weights)."""
+    parts = key.split(".")
+    return parts[-2] if len(parts) >= 3 and parts[-3] == "embeddings" else None
+
+
 def _copy_weights(predictor: LinkPredictor, graph: LinkGraph, model: Any, torch: Any) -> None:
-    """Copy every weight of ``predictor``'s model into ``model``; embedding rows by node id."""
+    """Copy every weight of ``predictor``'s model into ``model`` (member by member); embedding
+    rows by node id."""
     old_state = predictor.model.state_dict()
     new_state = model.state_dict()
     old_index = {x: i for i, x in enumerate(predictor.graph.node_ids)}
-    for t in graph.types:
-        key = f"embeddings.{t}.weight"
-        if key not in old_state:
+    for key, value in old_state.items():
+        if key not in new_state:
+            continue
+        node_type = _embedding_type(key)
+        if node_type is None:
+            if new_state[key].shape == value.shape:
+                new_state[key] = value
             continue
         new_nodes = [
             x
             for x, ti in zip(graph.node_ids, graph.node_types, strict=True)
-            if graph.types[ti] == t
+            if graph.types[ti] == node_type
         ]
         old_offset = int(
-            np.flatnonzero(predictor.graph.node_types == predictor.graph.types.index(t))[0]
+            np.flatnonzero(predictor.graph.node_types == predictor.graph.types.index(node_type))[0]
         )
         rows = torch.as_tensor([old_index.get(x, -1) for x in new_nodes])
         keep = rows >= 0
-        new_state[key][keep] = old_state[key][rows[keep] - old_offset]
-    for key, value in old_state.items():
-        if (
-            not key.startswith("embeddings.")
-            and key in new_state
-            and new_state[key].shape == value.shape
-        ):
-            new_state[key] = value
+        new_state[key][keep] = value[rows[keep] - old_offset]
     model.load_state_dict(new_state)
 
 
@@ -496,15 +538,16 @@ def candidates(
 
 
 def _block_scores(predictor: LinkPredictor, rows: np.ndarray, objects: np.ndarray) -> np.ndarray:
-    """Scores of every (row, object) pair (len(rows) x len(objects)): one matrix product when
-    the decoder is bilinear, else with the pair features of the whole block."""
+    """Scores of every (row, object) pair (len(rows) x len(objects)): one matrix product per
+    member when the decoder is bilinear, else with the pair features of the whole block."""
     import torch
 
     h, counts = predictor.embeddings(), predictor.path_counts()
     with torch.no_grad():
         if counts is None:
-            right = h[torch.as_tensor(objects)] * predictor.model.relation
-            return (h[torch.as_tensor(rows)] @ right.T).numpy()
+            relation = torch.stack([m.relation for m in predictor.model.members])
+            right = h[:, torch.as_tensor(objects)] * relation[:, None, :]
+            return (h[:, torch.as_tensor(rows)] @ right.transpose(1, 2)).mean(0).numpy()
         grid = np.stack(np.meshgrid(rows, objects, indexing="ij"), axis=-1).reshape(-1, 2)
         features = counts.grid(rows, objects).reshape(-1, PathCounts.size)
         out = predictor.model.decode(h, torch.as_tensor(grid), torch.as_tensor(features))

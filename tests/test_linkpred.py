@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evaluation.linkpred import CONFIGS, adamic_adar
+from evaluation.linkpred import CONFIGS, _metrics, adamic_adar
 from kg import open_store
 from kg.store import GraphStore
 from kg.vocab import Status
@@ -30,7 +30,14 @@ from learners.linkgraph import (
     load_graph,
     split_edges,
 )
-from learners.linkpred import LinkPredictor, propose, train_linkpred, update
+from learners.linkpred import (
+    LinkPredictor,
+    _block_scores,
+    fine_tune,
+    propose,
+    train_linkpred,
+    update,
+)
 
 QUICK = replace(CONFIGS["ddi"], epochs=60)
 
@@ -89,6 +96,50 @@ def test_adamic_adar_weighs_common_neighbours_by_degree() -> None:
     score = adamic_adar(graph, graph.positives)
     got = score(np.array([[at[a], at[b]], [at[a], at[e]], [at[c], at[e]]]))
     assert got == pytest.approx([1 / np.log(2) + 1 / np.log(3), 1 / np.log(3), 0.0])
+
+
+def test_auroc_and_auprc_are_means_over_balanced_draws() -> None:
+    rng = np.random.default_rng(0)
+    pos, ranked = rng.normal(1, 1, 40), rng.normal(0, 1, (40, 7))
+    pairs = {"positives": np.arange(40), "negatives": np.arange(40, 80), "ranked": ranked}
+    values = np.r_[pos, rng.normal(0, 1, 40)]
+
+    def score(x: np.ndarray) -> np.ndarray:
+        return ranked if x.ndim == 2 else values[x]
+
+    got = _metrics(score, pairs)
+    draws = range(ranked.shape[1])
+    assert got["auroc"] == pytest.approx(np.mean([auroc(pos, ranked[:, j]) for j in draws]), 1e-3)
+    assert got["auprc"] == pytest.approx(np.mean([auprc(pos, ranked[:, j]) for j in draws]), 1e-3)
+    assert got["auroc_single_draw"] == pytest.approx(auroc(pos, values[40:]), 1e-3)
+    assert got["hits@10"] == 1.0  # 7 negatives: every positive is in the top 10
+
+
+def test_ensemble_scores_are_the_mean_of_its_members(ddi: LinkGraph) -> None:
+    import torch
+
+    split = split_edges(ddi, seed=0)
+    pairs = np.concatenate(
+        [split.test[:30], corrupt(ddi, split.test[:30], 1, np.random.default_rng(2)).reshape(-1, 2)]
+    )
+    for path_counts in (True, False):
+        config = replace(CONFIGS["ddi"], epochs=5, members=3, path_counts=path_counts)
+        model = train_linkpred(ddi, split, config)
+        h, counts = model.embeddings(), model.path_counts()
+        features = torch.as_tensor(counts(pairs)) if counts else None
+        with torch.no_grad():
+            each = [
+                m.decode(h[k], torch.as_tensor(pairs), features).numpy()
+                for k, m in enumerate(model.model.members)
+            ]
+        assert len(each) == 3 and not np.allclose(each[0], each[1])  # own initialisation
+        assert np.allclose(model.scores(pairs), np.mean(each, axis=0), atol=1e-5)
+        rows, cols = pairs[:5, 0], pairs[:7, 1]
+        grid = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1)
+        assert np.allclose(_block_scores(model, rows, cols), model.scores(grid), atol=1e-4)
+    # a warm start copies every member: with no new edge and no epoch, nothing changes
+    same = fine_tune(model, ddi, np.zeros((0, 2), dtype=np.int64), epochs=0)
+    assert np.allclose(same.scores(pairs), model.scores(pairs), atol=1e-5)
 
 
 def test_path_counts_of_pairs_match_the_grid_and_count_paths() -> None:
@@ -203,15 +254,16 @@ def test_warm_start_update_learns_the_edges_it_has_not_seen(
     assert updated.metrics["auroc"] > 0.7
 
 
-def test_eval_linkpred_command(built_kg: GraphStore, tmp_path: Path) -> None:
+def test_eval_linkpred_command(kg_copy: GraphStore, tmp_path: Path) -> None:
     from rich.console import Console
     from typer.testing import CliRunner
 
     from api.cli import app as root
     from api.commands.linkpred import print_report
 
-    args = ["eval", "linkpred", "--store", built_kg.url, "--task", "ddi", "--quick"]
-    result = CliRunner().invoke(root, [*args, "--json", "--out", str(tmp_path)])
+    out = tmp_path / "out"
+    args = ["eval", "linkpred", "--store", kg_copy.url, "--task", "ddi", "--quick"]
+    result = CliRunner().invoke(root, [*args, "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     ddi = report["tasks"]["ddi"]
@@ -222,8 +274,8 @@ def test_eval_linkpred_command(built_kg: GraphStore, tmp_path: Path) -> None:
     assert incremental["new_edges"] + incremental["old_edges"] == ddi["split"]["train"]
     assert incremental["warm_start"]["train_seconds"] < incremental["full_retrain"]["train_seconds"]
     assert report["temporal_ddi"]["test_pairs_with_both_ends_in_train"] > 50
-    assert (tmp_path / "linkpred-ddi.png").stat().st_size > 10_000
-    assert json.loads((tmp_path / "linkpred.json").read_text())["seed"] == 0
+    assert (out / "linkpred-ddi.png").stat().st_size > 10_000
+    assert json.loads((out / "linkpred.json").read_text())["seed"] == 0
     console = Console(record=True, width=200)
     print_report(report, console)
     text = console.export_text()

@@ -155,8 +155,9 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         cal, scored, test = entry["calibration"], entry["test_positives_scored"], entry["split"]
         sample = "all" if scored == test["test"] else f"a random {scored:,} of {test['test']:,}"
         console.print(
-            f"{name}: {sample} held-out edges scored, each against 1 negative (AUROC/AUPRC) and "
-            f"{entry['ranking_negatives']} negatives (Hits@10/MRR), the same for every model; "
+            f"{name}: {sample} held-out edges scored, each against "
+            f"{entry['ranking_negatives']} corrupted negatives, the same for every model "
+            "(AUROC/AUPRC: mean over the balanced draws of one negative per edge); "
             f"calibration (Platt): Brier {cal['brier']:.3f}, ECE {cal['ece']:.3f}"
         )
     for key, ok in report.get("targets", {}).items():

@@ -114,6 +114,7 @@ class LinkGraph:
     kg_version: int
     source: str
     info: dict[str, Any] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)  # per node ("" when unknown)
 
     @property
     def num_nodes(self) -> int:
@@ -182,7 +183,7 @@ def load_graph(store: GraphStore, task: LinkTask) -> LinkGraph:
         else:
             other.append((e.subject, e.object))
     info = {"negated": negated, "untrusted": len(other)}
-    return build_graph(
+    graph = build_graph(
         task,
         typed,
         target,
@@ -193,6 +194,9 @@ def load_graph(store: GraphStore, task: LinkTask) -> LinkGraph:
         source=f"KG version {arrays.version}",
         info=info,
     )
+    nodes = store.get_nodes(graph.node_ids)
+    graph.names = [nodes[x].name if x in nodes else "" for x in graph.node_ids]
+    return graph
 
 
 def _pharmacologic_classes(arrays: GraphArrays, typed: dict[str, str]) -> list[tuple[str, str]]:
@@ -422,11 +426,17 @@ class PathCounts:
     shares a class with one end and is linked to the other: "drugs like a interact with b")
     and S-T-S, and the endpoints' degrees; all as log(1 + x), symmetric in a, b. Counts are
     computed for the pairs asked (sparse row products), never for all n x n pairs.
+
+    Given ``similar`` (a symmetric weighted n x n matrix, e.g. nodes with similar names), two
+    more: the weighted paths N-T (a node like one end is linked to the other) and N-T-N.
     """
 
-    size = 12
+    size = 12  # without ``similar``
+    similar_size = 2  # added with ``similar``
 
-    def __init__(self, graph: LinkGraph, target_edges: np.ndarray) -> None:
+    def __init__(
+        self, graph: LinkGraph, target_edges: np.ndarray, similar: Any | None = None
+    ) -> None:
         import scipy.sparse as sp
 
         n = graph.num_nodes
@@ -453,6 +463,9 @@ class PathCounts:
             [(s, s, t), (t, s, s)],
             [(s, t, s)],
         ]
+        if similar is not None:
+            self.features += [[(similar, t), (t, similar)], [(similar, t, similar)]]
+        self.size = PathCounts.size + (PathCounts.similar_size if similar is not None else 0)
 
     def __call__(self, pairs: np.ndarray) -> np.ndarray:
         """Features of pairs (n x ``size``) as float32."""

@@ -1,7 +1,9 @@
 """Heterogeneous GNN link prediction on the KG; proposals written as ``proposed`` edges.
 
 The encoder is a PyG ``HeteroConv`` with one ``SAGEConv`` per (type, relation, type) and its
-reverse, over learned node embeddings (KG nodes carry no features). The decoder scores a pair
+reverse, over learned node embeddings; with ``name_features``, each node's embedding also gets a
+learned projection of its name's vectors (MiniLM sentence embedding and character n-grams: ANSM
+names carry mechanism in endings such as -azole, -mycine, -statine). The decoder scores a pair
 ``(a, b)`` as ``sum(h_a * r * h_b)`` (a DistMult-style diagonal form: symmetric, so a drug
 interaction scores the same both ways, and every disease x phenotype pair of the KG scores as
 one matrix product when proposing).
@@ -20,8 +22,10 @@ calibrated (Platt) on a held-out calibration split before any threshold applies.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -46,9 +50,11 @@ if TYPE_CHECKING:
 
     from kg.store import GraphStore
 
-MODEL_VERSION = "1.0"
+MODEL_VERSION = "1.1"  # 1.1: DDI with name features and name paths
 ACTOR = "learner:linkpred"
 MAX_CALIBRATION = 3000  # calibration positives scored (a sample when the split is larger)
+NAME_NGRAM_DIM = 128  # dimensions of a node name's character n-gram vector
+NAME_NEIGHBOURS = 10  # most similar names per node (``TrainConfig.name_paths``)
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,8 @@ class TrainConfig:
     path_counts: bool = False  # add ``PathCounts`` pair features to the decoder
     threads: int = 1  # torch threads: the machine is shared; 2 threads ran slower under load
     members: int = 1  # GNNs in the ensemble (their logits are averaged)
+    name_features: bool = False  # add a learned projection of each node's name embedding
+    name_paths: bool = False  # ``PathCounts`` also through nodes with similar names
     seed: int = 0
 
 
@@ -97,7 +105,11 @@ def _encoder_class() -> tuple[type, type]:
         """Learned embeddings per node type, then ``layers`` rounds of HeteroConv(SAGEConv)."""
 
         def __init__(
-            self, sizes: dict[str, int], edge_types: list[tuple[str, str, str]], cfg: TrainConfig
+            self,
+            sizes: dict[str, int],
+            edge_types: list[tuple[str, str, str]],
+            cfg: TrainConfig,
+            names: dict[str, torch.Tensor] | None = None,
         ):
             super().__init__()
             self.types = list(sizes)
@@ -106,6 +118,15 @@ def _encoder_class() -> tuple[type, type]:
             )
             for emb in self.embeddings.values():
                 torch.nn.init.normal_(emb.weight, std=0.1)
+            self.name_projection = (
+                torch.nn.ModuleDict(
+                    {t: torch.nn.Linear(v.shape[1], cfg.dim, bias=False) for t, v in names.items()}
+                )
+                if names
+                else None
+            )
+            for t, v in (names or {}).items():  # not in the state dict: rebuilt from the graph
+                self.register_buffer(f"names_{t}", v, persistent=False)
             self.convs = torch.nn.ModuleList(
                 HeteroConv({et: SAGEConv(cfg.dim, cfg.dim) for et in edge_types}, aggr="sum")
                 for _ in range(cfg.layers)
@@ -115,7 +136,7 @@ def _encoder_class() -> tuple[type, type]:
             self.input_dropout = cfg.input_dropout
             self.pair_mlp = (
                 torch.nn.Sequential(
-                    torch.nn.Linear(cfg.dim + PathCounts.size, cfg.dim),
+                    torch.nn.Linear(cfg.dim + _path_count_size(cfg), cfg.dim),
                     torch.nn.ReLU(),
                     torch.nn.Linear(cfg.dim, 1),
                 )
@@ -123,10 +144,18 @@ def _encoder_class() -> tuple[type, type]:
                 else None
             )
 
+        def inputs(self, t: str) -> torch.Tensor:
+            """Node inputs of type ``t``: the learned embedding, plus the projected name
+            embedding when the model has name features."""
+            x = self.embeddings[t].weight
+            if self.name_projection is not None:
+                x = x + self.name_projection[t](getattr(self, f"names_{t}"))
+            return x
+
         def forward(self, edge_index_dict: dict) -> torch.Tensor:
             x = {
                 t: torch.nn.functional.dropout(
-                    self.embeddings[t].weight, p=self.input_dropout, training=self.training
+                    self.inputs(t), p=self.input_dropout, training=self.training
                 )
                 for t in self.types
             }
@@ -211,7 +240,93 @@ def _new_model(graph: LinkGraph, config: TrainConfig) -> Any:
     sizes = {t: int((graph.node_types == i).sum()) for i, t in enumerate(graph.types)}
     encoder, ensemble = _encoder_class()
     edge_types = _all_edge_types(graph)
-    return ensemble([encoder(sizes, edge_types, config) for _ in range(config.members)])
+    names = _names_by_type(graph) if config.name_features else None
+    return ensemble([encoder(sizes, edge_types, config, names) for _ in range(config.members)])
+
+
+def _names_by_type(graph: LinkGraph) -> dict[str, torch.Tensor]:
+    """``name_vectors`` of the graph's nodes, split by node type (rows in node order)."""
+    import torch
+
+    vectors = torch.as_tensor(name_vectors(graph))
+    return {t: vectors[torch.as_tensor(graph.node_types == i)] for i, t in enumerate(graph.types)}
+
+
+def _path_count_size(config: TrainConfig) -> int:
+    return PathCounts.size + (PathCounts.similar_size if config.name_paths else 0)
+
+
+def _path_counts(graph: LinkGraph, edges: np.ndarray, config: TrainConfig) -> PathCounts:
+    """``PathCounts`` on ``edges``, through similar names too when ``config.name_paths``."""
+    similar = name_neighbours(graph) if config.name_paths else None
+    return PathCounts(graph, edges, similar)
+
+
+def name_neighbours(graph: LinkGraph, k: int = NAME_NEIGHBOURS) -> Any:
+    """Each node's ``k`` nodes with the most similar names (cosine of ``name_vectors``) as a
+    symmetric sparse matrix weighted by the (positive) cosine."""
+    name_vectors(graph)  # checks the names
+    return _name_neighbours(tuple(graph.names), k)
+
+
+@lru_cache(maxsize=4)
+def _name_neighbours(names: tuple[str, ...], k: int) -> Any:
+    import scipy.sparse as sp
+
+    n = len(names)
+    v = _name_vectors(names)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-9)
+    k = min(k, n - 1)
+    rows, cols, weights = [], [], []
+    for start in range(0, n if k > 0 else 0, 4096):  # blocks of rows: n x n may not fit
+        sim = v[start : start + 4096] @ v.T
+        block = np.arange(start, start + len(sim))
+        sim[block - start, block] = -1.0  # not its own neighbour
+        top = np.argpartition(-sim, k, axis=1)[:, :k]
+        rows.append(np.repeat(block, k))
+        cols.append(top.ravel())
+        weights.append(np.maximum(np.take_along_axis(sim, top, axis=1).ravel(), 0.0))
+    if not rows:
+        return sp.csr_matrix((n, n), dtype=np.float32)
+    m = sp.csr_matrix(
+        (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
+    )
+    return m.maximum(m.T).astype(np.float32).tocsr()
+
+
+def name_vectors(graph: LinkGraph) -> np.ndarray:
+    """Features of the nodes' names (nodes x ``384 + NAME_NGRAM_DIM``; zero for a node without
+    a name): the MiniLM sentence embedding and the character n-gram vector (``char_ngrams``),
+    computed once per list of names."""
+    if len(graph.names) != graph.num_nodes:
+        raise ValueError("name features need the graph's node names (graph.names)")
+    return _name_vectors(tuple(graph.names))
+
+
+@lru_cache(maxsize=4)
+def _name_vectors(names: tuple[str, ...]) -> np.ndarray:
+    from ingest.embeddings import embed
+
+    vectors = np.hstack([embed(list(names)), char_ngrams(list(names))])
+    vectors[[not n for n in names]] = 0.0
+    return vectors
+
+
+def char_ngrams(texts: list[str], dim: int = NAME_NGRAM_DIM) -> np.ndarray:
+    """Unit-length TF-IDF vectors of the texts' character 2- to 4-grams (within words; word
+    endings such as -azole, -mycine, -statine), reduced to ``dim`` dimensions by SVD."""
+    from sklearn.decomposition import TruncatedSVD
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not any(texts):
+        return np.zeros((len(texts), dim), dtype=np.float32)
+    tfidf = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True)
+    x = tfidf.fit_transform(texts)
+    with warnings.catch_warnings():  # a handful of texts: explained variance divides by 0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        z = TruncatedSVD(min(dim, x.shape[1] - 1), random_state=0).fit_transform(x)
+    z = np.pad(z, ((0, 0), (0, dim - z.shape[1])))
+    return (z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-9)).astype(np.float32)
 
 
 def _all_edge_types(graph: LinkGraph) -> list[tuple[str, str, str]]:
@@ -259,7 +374,7 @@ class LinkPredictor:
     def path_counts(self) -> PathCounts | None:
         """Pair features on the training edges (cached), when the model uses them."""
         if self.config.path_counts and self._path_counts is None:
-            self._path_counts = PathCounts(self.graph, self.train_edges)
+            self._path_counts = _path_counts(self.graph, self.train_edges, self.config)
         return self._path_counts
 
     def scores(self, pairs: np.ndarray) -> np.ndarray:
@@ -361,7 +476,7 @@ def _fit(
             -1, 2
         )
         h = model(_edge_index_dict(graph, visible))
-        counts = PathCounts(graph, visible) if config.path_counts else None
+        counts = _path_counts(graph, visible, config) if config.path_counts else None
 
         def decode(pairs: np.ndarray, h: Any = h, counts: PathCounts | None = counts) -> Any:
             features = torch.as_tensor(counts(pairs)) if counts else None
@@ -549,7 +664,7 @@ def _block_scores(predictor: LinkPredictor, rows: np.ndarray, objects: np.ndarra
             right = h[:, torch.as_tensor(objects)] * relation[:, None, :]
             return (h[:, torch.as_tensor(rows)] @ right.transpose(1, 2)).mean(0).numpy()
         grid = np.stack(np.meshgrid(rows, objects, indexing="ij"), axis=-1).reshape(-1, 2)
-        features = counts.grid(rows, objects).reshape(-1, PathCounts.size)
+        features = counts.grid(rows, objects).reshape(-1, counts.size)
         out = predictor.model.decode(h, torch.as_tensor(grid), torch.as_tensor(features))
     return out.numpy().reshape(len(rows), len(objects))
 

@@ -31,9 +31,15 @@ from learners.linkgraph import (
     split_edges,
 )
 from learners.linkpred import (
+    MODEL_VERSION,
+    NAME_NGRAM_DIM,
     LinkPredictor,
     _block_scores,
+    _edge_index_dict,
+    _new_model,
     fine_tune,
+    name_neighbours,
+    name_vectors,
     propose,
     train_linkpred,
     update,
@@ -163,6 +169,73 @@ def test_path_counts_of_pairs_match_the_grid_and_count_paths() -> None:
     assert np.expm1(grid[at[k], at[d], 5]) == pytest.approx(2)
 
 
+def test_name_features_are_built_from_the_node_names(ddi: LinkGraph) -> None:
+    from ingest.embeddings import embed
+
+    at = {x: i for i, x in enumerate(ddi.node_ids)}
+    assert ddi.names[at["ANSM:warfarine"]] == "warfarine"
+    vectors = name_vectors(ddi)
+    assert vectors.shape == (ddi.num_nodes, 384 + NAME_NGRAM_DIM)
+    warfarin, simva, atorva = (
+        at[f"ANSM:{x}"] for x in ("warfarine", "simvastatine", "atorvastatine")
+    )
+    assert np.allclose(vectors[warfarin, :384], embed(["warfarine"])[0], atol=1e-5)
+    ngrams = vectors[:, 384:]  # unit length: the "-statine" ending makes statins close
+    assert ngrams[simva] @ ngrams[atorva] > ngrams[simva] @ ngrams[warfarin] + 0.3
+    with pytest.raises(ValueError, match="names"):
+        name_vectors(replace(ddi, names=[]))
+
+
+def test_name_features_change_the_node_inputs(ddi: LinkGraph) -> None:
+    """The encoder adds a projection of each node's name vector to its learned embedding: with
+    the same weights, other names give other embeddings; without name features, names are
+    ignored."""
+    import torch
+
+    assert CONFIGS["ddi"].name_features
+    shuffled = replace(ddi, names=ddi.names[::-1])
+    edges = _edge_index_dict(ddi, ddi.positives)
+
+    def encode(graph: LinkGraph, name_features: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        model = _new_model(graph, replace(CONFIGS["ddi"], name_features=name_features)).eval()
+        with torch.no_grad():
+            return model(edges)
+
+    assert not torch.allclose(encode(ddi, True), encode(shuffled, True))
+    assert torch.equal(encode(ddi, False), encode(shuffled, False))
+
+
+def test_path_counts_through_similar_names() -> None:
+    import scipy.sparse as sp
+
+    ids = [f"ANSM:{x}" for x in "abcd"]
+    a, b, c, d = ids
+    graph = build_graph(DDI, dict.fromkeys(ids, "substance"), [(a, c), (b, d)], {})
+    at = {x: i for i, x in enumerate(graph.node_ids)}
+    similar = sp.csr_matrix(([0.5, 0.5], ([at[a], at[b]], [at[b], at[a]])), shape=(4, 4))
+    counts = PathCounts(graph, graph.positives, similar)
+    nodes = np.arange(4)
+    grid = counts.grid(nodes, nodes)
+    assert counts.size == grid.shape[-1] == PathCounts.size + PathCounts.similar_size
+    assert np.allclose(grid, grid.transpose(1, 0, 2))
+    # a's name is like b's, and b interacts with d: one N-T path of weight 0.5 from a to d
+    assert np.expm1(grid[at[a], at[d], 8]) == pytest.approx(0.5)
+    assert np.expm1(grid[at[a], at[c], 8]) == pytest.approx(0)  # a-c itself is T, not N-T
+    assert PathCounts(graph, graph.positives).size == PathCounts.size
+
+
+def test_name_neighbours_link_drugs_named_alike(ddi: LinkGraph, predictor: LinkPredictor) -> None:
+    at = {x: i for i, x in enumerate(ddi.node_ids)}
+    similar = name_neighbours(ddi)
+    assert abs(similar - similar.T).max() == 0 and similar.diagonal().sum() == 0
+    row = similar[at["ANSM:simvastatine"]]
+    assert at["ANSM:atorvastatine"] in row.indices and at["ANSM:warfarine"] not in row.indices
+    # the DDI model's pair features count paths through them
+    assert CONFIGS["ddi"].name_paths
+    assert predictor.path_counts().size == PathCounts.size + PathCounts.similar_size
+
+
 def test_ddi_graph_holds_each_ansm_pair_once(ddi: LinkGraph) -> None:
     assert len(ddi.positives) >= 1500  # 1,584 pairs in ANSM 2020-01
     assert (ddi.positives[:, 0] < ddi.positives[:, 1]).all()
@@ -221,7 +294,7 @@ def test_proposals_are_cited_proposed_and_new(
     edges = propose(kg_copy, predictor, threshold=0.5, limit=10)
     assert 0 < len(edges) <= 20  # 10 pairs, both directions
     citation = predictor.citation()
-    assert citation.id == f"model:gnn-ddi@1.0:kg{predictor.graph.kg_version}"
+    assert citation.id == f"model:gnn-ddi@{MODEL_VERSION}:kg{predictor.graph.kg_version}"
     stored = kg_copy.get_citations([citation.id])[citation.id]
     assert stored.kind == "model"
     assert stored.details["training_kg_version"] == predictor.graph.kg_version
@@ -307,7 +380,7 @@ def test_propose_then_curate_with_the_proposals_commands(
         CliRunner().invoke(root, ["proposals", "show", first["edge"], "--json", *url]).stdout
     )
     citation = shown["citations"][report["model"]]
-    assert citation["kind"] == "model" and citation["version"] == "1.0"
+    assert citation["kind"] == "model" and citation["version"] == MODEL_VERSION
     assert citation["details"]["training_kg_version"] == report["training_kg_version"]
     assert report["kg_version"] > report["training_kg_version"]  # the proposals are a change
     assert shown["edge"]["status"] == "proposed" and "score" in shown["edge"]["qualifiers"]

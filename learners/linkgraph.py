@@ -434,6 +434,11 @@ class PathCounts:
     size = 12  # without ``similar``
     similar_size = 2  # added with ``similar``
 
+    @staticmethod
+    def width(similar: bool) -> int:
+        """Features per pair, with or without the paths through ``similar``."""
+        return PathCounts.size + (PathCounts.similar_size if similar else 0)
+
     def __init__(
         self, graph: LinkGraph, target_edges: np.ndarray, similar: Any | None = None
     ) -> None:
@@ -465,7 +470,7 @@ class PathCounts:
         ]
         if similar is not None:
             self.features += [[(similar, t), (t, similar)], [(similar, t, similar)]]
-        self.size = PathCounts.size + (PathCounts.similar_size if similar is not None else 0)
+        self.size = PathCounts.width(similar is not None)
 
     def __call__(self, pairs: np.ndarray) -> np.ndarray:
         """Features of pairs (n x ``size``) as float32."""

@@ -93,8 +93,6 @@ def _torch(threads: int, seed: int) -> Any:
 
 
 def _encoder_class() -> tuple[type, type]:
-    import warnings
-
     import torch
 
     with warnings.catch_warnings():  # PyG's import calls the deprecated torch.jit.script
@@ -136,7 +134,7 @@ def _encoder_class() -> tuple[type, type]:
             self.input_dropout = cfg.input_dropout
             self.pair_mlp = (
                 torch.nn.Sequential(
-                    torch.nn.Linear(cfg.dim + _path_count_size(cfg), cfg.dim),
+                    torch.nn.Linear(cfg.dim + PathCounts.width(cfg.name_paths), cfg.dim),
                     torch.nn.ReLU(),
                     torch.nn.Linear(cfg.dim, 1),
                 )
@@ -252,10 +250,6 @@ def _names_by_type(graph: LinkGraph) -> dict[str, torch.Tensor]:
     return {t: vectors[torch.as_tensor(graph.node_types == i)] for i, t in enumerate(graph.types)}
 
 
-def _path_count_size(config: TrainConfig) -> int:
-    return PathCounts.size + (PathCounts.similar_size if config.name_paths else 0)
-
-
 def _path_counts(graph: LinkGraph, edges: np.ndarray, config: TrainConfig) -> PathCounts:
     """``PathCounts`` on ``edges``, through similar names too when ``config.name_paths``."""
     similar = name_neighbours(graph) if config.name_paths else None
@@ -265,8 +259,7 @@ def _path_counts(graph: LinkGraph, edges: np.ndarray, config: TrainConfig) -> Pa
 def name_neighbours(graph: LinkGraph, k: int = NAME_NEIGHBOURS) -> Any:
     """Each node's ``k`` nodes with the most similar names (cosine of ``name_vectors``) as a
     symmetric sparse matrix weighted by the (positive) cosine."""
-    name_vectors(graph)  # checks the names
-    return _name_neighbours(tuple(graph.names), k)
+    return _name_neighbours(_names(graph), k)
 
 
 @lru_cache(maxsize=4)
@@ -298,9 +291,14 @@ def name_vectors(graph: LinkGraph) -> np.ndarray:
     """Features of the nodes' names (nodes x ``384 + NAME_NGRAM_DIM``; zero for a node without
     a name): the MiniLM sentence embedding and the character n-gram vector (``char_ngrams``),
     computed once per list of names."""
+    return _name_vectors(_names(graph))
+
+
+def _names(graph: LinkGraph) -> tuple[str, ...]:
+    """The graph's node names, one per node (the cache key of the name features)."""
     if len(graph.names) != graph.num_nodes:
         raise ValueError("name features need the graph's node names (graph.names)")
-    return _name_vectors(tuple(graph.names))
+    return tuple(graph.names)
 
 
 @lru_cache(maxsize=4)

@@ -2,8 +2,11 @@
 
 For each task (``learners.linkgraph.TASKS``) the KG's trusted target edges are split at random
 80/10/10 into train, calibration and test (a symmetric pair is one row, so both directions of a
-drug interaction fall in the same part). Every model learns from the train edges only (plus the
-task's structure edges) and is scored on the same test pairs:
+drug interaction fall in the same part). The GNN is trained on the train edges and calibrated on
+the calibration edges; like the deployed model, it then scores with both visible. The baselines
+learn from the same known edges (train and calibration; Adamic-Adar counts on them, the KGE
+model trains on them), so all three know every edge outside the test split (plus the task's
+structure edges) and are scored on the same test pairs:
 
 - each test positive gets 100 corruptions of itself (one end replaced by a random node of an
   allowed type; known, rejected and rule-implied pairs are never negatives);
@@ -106,12 +109,12 @@ def config_for(task: str, seed: int, quick: bool = False) -> TrainConfig:
     return replace(config, epochs=max(4, config.epochs // 5)) if quick else config
 
 
-def adamic_adar(graph: LinkGraph, train_edges: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """Adamic-Adar scores on the train graph (train target edges and structure, undirected):
+def adamic_adar(graph: LinkGraph, known_edges: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Adamic-Adar scores on the known graph (known target edges and structure, undirected):
     ``sum over common neighbours z of 1 / log(degree z)``."""
     import scipy.sparse as sp
 
-    pairs = np.concatenate([train_edges, *graph.structure.values()])
+    pairs = np.concatenate([known_edges, *graph.structure.values()])
     n = graph.num_nodes
     adjacency = sp.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     adjacency = ((adjacency + adjacency.T) > 0).astype(np.float64).tocsr()
@@ -158,17 +161,19 @@ def _metrics(score: Callable[[np.ndarray], np.ndarray], pairs: dict[str, np.ndar
 def _compare(
     graph: LinkGraph, split: EdgeSplit, pairs: dict[str, np.ndarray], seed: int, quick: bool
 ) -> tuple[dict[str, dict], LinkPredictor]:
-    """GNN, Adamic-Adar and KGE trained on ``split.train`` and scored on ``pairs``."""
+    """GNN, Adamic-Adar and KGE, each knowing ``split.train`` and ``split.calibration`` (the
+    GNN trains on the first and calibrates on the second), scored on ``pairs``."""
     name = graph.task.name
     gnn = train_linkpred(graph, split, config_for(name, seed, quick))
+    known = np.concatenate([split.train, split.calibration])
     started = time.perf_counter()
-    aa = adamic_adar(graph, split.train)
+    aa = adamic_adar(graph, known)
     aa_metrics = _metrics(aa, pairs)
     aa_seconds = time.perf_counter() - started
     settings = dict(KGE_SETTINGS[name])
     if quick:
         settings["epochs"] = max(1, settings["epochs"] // 10)
-    kge = train_kge(graph, split.train, model=KGE[name], seed=seed, **settings)
+    kge = train_kge(graph, known, model=KGE[name], seed=seed, **settings)
     models = {
         "gnn": _metrics(gnn.scores, pairs) | {"train_seconds": round(gnn.seconds, 1)},
         "adamic_adar": aa_metrics | {"train_seconds": round(aa_seconds, 1)},

@@ -16,7 +16,9 @@ logits.
 Training is full-batch. Each epoch a fraction of the training edges is hidden from message
 passing and becomes the supervision set, so the model learns to find edges it cannot see, as at
 prediction time; each supervised positive meets type-aware corrupted negatives. Scores are
-calibrated (Platt) on a held-out calibration split before any threshold applies.
+calibrated (Platt) on a held-out calibration split before any threshold applies. Once
+calibrated, the model scores with every edge it knows visible (training and calibration edges),
+so a drug whose only known interactions fell in the calibration split is not scored as unknown.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ if TYPE_CHECKING:
 
     from kg.store import GraphStore
 
-MODEL_VERSION = "1.1"  # 1.1: DDI with name features and name paths
+MODEL_VERSION = "1.2"  # 1.1: DDI name features and paths; 1.2: scoring sees calibration edges
 ACTOR = "learner:linkpred"
 MAX_CALIBRATION = 3000  # calibration positives scored (a sample when the split is larger)
 NAME_NGRAM_DIM = 128  # dimensions of a node name's character n-gram vector
@@ -347,6 +349,9 @@ class LinkPredictor:
     seconds: float = 0.0
     trained_at: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
+    visible_edges: np.ndarray | None = None
+    """Target edges that message passing and pair features read when scoring: the training
+    and calibration edges once calibrated, the training edges before (``None``)."""
     _embeddings: Any = None
     _path_counts: Any = None
 
@@ -358,21 +363,30 @@ class LinkPredictor:
     def name(self) -> str:
         return model_name(self.task)
 
+    def see(self, edges: np.ndarray | None) -> None:
+        """Score with ``edges`` as the visible target edges from now on (``None``: the
+        training edges)."""
+        self.visible_edges = edges
+        self._embeddings = self._path_counts = None
+
+    def _visible(self) -> np.ndarray:
+        return self.train_edges if self.visible_edges is None else self.visible_edges
+
     def embeddings(self) -> torch.Tensor:
         """Node embeddings of each member (members x nodes x dim) with message passing over
-        the training edges (cached)."""
+        the visible edges (cached)."""
         if self._embeddings is None:
             import torch
 
             self.model.eval()
             with torch.no_grad():
-                self._embeddings = self.model(_edge_index_dict(self.graph, self.train_edges))
+                self._embeddings = self.model(_edge_index_dict(self.graph, self._visible()))
         return self._embeddings
 
     def path_counts(self) -> PathCounts | None:
-        """Pair features on the training edges (cached), when the model uses them."""
+        """Pair features on the visible edges (cached), when the model uses them."""
         if self.config.path_counts and self._path_counts is None:
-            self._path_counts = _path_counts(self.graph, self.train_edges, self.config)
+            self._path_counts = _path_counts(self.graph, self._visible(), self.config)
         return self._path_counts
 
     def scores(self, pairs: np.ndarray) -> np.ndarray:
@@ -407,6 +421,7 @@ class LinkPredictor:
                 "training_data": self.graph.source,
                 "train_edges": len(self.train_edges),
                 "calibration_edges": len(self.calibration_edges),
+                "edges_visible_when_scoring": len(self._visible()),
                 "calibration": self.calibrator.to_dict(),
                 "metrics_on_calibration_split": self.metrics,
                 "config": asdict(self.config),
@@ -495,16 +510,18 @@ def _fit(
         optimizer.step()
         history.append({"epoch": epoch, "loss": loss.item()})
     model.eval()
-    predictor._embeddings = predictor._path_counts = None
+    predictor.see(None)
     return history
 
 
 def calibrate(predictor: LinkPredictor) -> None:
     """Fit the Platt scaler on the calibration split (at most ``MAX_CALIBRATION`` positives,
-    each with ``calibration_negatives`` corrupted negatives) and record its metrics."""
+    each with ``calibration_negatives`` corrupted negatives) scored with only the training edges
+    visible, record its metrics, then let the predictor see the calibration edges too."""
     cal = predictor.calibration_edges
     if len(cal) == 0:
         raise ValueError("no calibration edges: calibration needs a held-out split")
+    predictor.see(None)
     rng = np.random.default_rng(predictor.config.seed + 1)
     if len(cal) > MAX_CALIBRATION:
         cal = cal[rng.choice(len(cal), MAX_CALIBRATION, replace=False)]
@@ -523,6 +540,7 @@ def calibrate(predictor: LinkPredictor) -> None:
         "ranking_negatives": 100,
     }
     predictor.trained_at = datetime.now(UTC).isoformat(timespec="seconds")
+    predictor.see(np.concatenate([predictor.train_edges, predictor.calibration_edges]))
 
 
 def fine_tune(

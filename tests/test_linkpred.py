@@ -287,6 +287,33 @@ def test_calibration_is_monotone_and_in_unit_interval(predictor: LinkPredictor) 
     assert predictor.metrics["auroc"] > 0.7
 
 
+def test_calibrated_model_sees_the_calibration_edges(
+    ddi: LinkGraph, predictor: LinkPredictor
+) -> None:
+    """Calibration scores its pairs unseen; afterwards the model scores (and proposes) with
+    them visible, so a drug known only through calibration edges is not scored as unknown."""
+    split = split_edges(ddi, seed=0)
+    visible = predictor.visible_edges
+    assert visible is not None and len(visible) == len(split.train) + len(split.calibration)
+    assert predictor.citation().details["edges_visible_when_scoring"] == len(visible)
+    seen, seen_degree = predictor.path_counts()(split.calibration), predictor.path_counts().deg_t
+    predictor.see(None)
+    try:
+        unseen, unseen_degree = (
+            predictor.path_counts()(split.calibration),
+            predictor.path_counts().deg_t,
+        )
+    finally:
+        predictor.see(visible)
+    degree_sum = PathCounts.width(CONFIGS["ddi"].name_paths) - 4  # log(1 + degree) of a and b
+    assert (seen[:, degree_sum] > unseen[:, degree_sum]).all()
+    # drugs whose every known interaction is in the calibration split: unknown before
+    only_in_calibration = np.setdiff1d(split.calibration, split.train)
+    assert len(only_in_calibration) > 0
+    assert (unseen_degree[only_in_calibration] == 0).all()
+    assert (seen_degree[only_in_calibration] > 0).all()
+
+
 def test_proposals_are_cited_proposed_and_new(
     predictor: LinkPredictor, kg_copy: GraphStore
 ) -> None:

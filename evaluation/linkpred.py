@@ -2,7 +2,11 @@
 
 For each task (``learners.linkgraph.TASKS``) the KG's trusted target edges are split at random
 80/10/10 into train, calibration and test (a symmetric pair is one row, so both directions of a
-drug interaction fall in the same part). The GNN is trained on the train edges and calibrated on
+drug interaction fall in the same part), ``splits`` times with seeds ``seed``, ``seed + 1``, ...:
+the DDI test part holds ~160 interactions, and AUROC moves by about +-0.01 from one random split
+to the next, so the report gives each model's mean over the splits, their standard deviation
+and every split's figures (calibration quality, the incremental update and the plots come from
+the first split). The GNN is trained on the train edges and calibrated on
 the calibration edges; like the deployed model, it then scores with both visible. The baselines
 learn from the same known edges (train and calibration; Adamic-Adar counts on them, the KGE
 model trains on them), so all three know every edge outside the test split (plus the task's
@@ -69,6 +73,7 @@ RANKING_NEGATIVES = 100
 MAX_TEST_POSITIVES = 3000
 KGE = {"ddi": "rotate", "disease-phenotype": "distmult"}
 TARGETS = {"ddi_auroc": 0.90, "ddi_train_seconds": 300.0}
+SPREAD = ("auroc", "hits@10")  # reported with their standard deviation over the splits
 TEMPORAL_TRAIN = ("2016-01", "2016-08")
 TEMPORAL_TEST = "2020-01"
 
@@ -325,33 +330,53 @@ def evaluate_linkpred(
     temporal: bool = True,
     incremental: bool = True,
     quick: bool = False,
+    splits: int = 3,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Train and compare GNN, Adamic-Adar and KGE on every task (see the module docstring);
-    ROC/PR curves go to ``out_dir`` as PNGs. Returns the report as JSON-able data."""
+    """Train and compare GNN, Adamic-Adar and KGE on every task, on ``splits`` random splits
+    (see the module docstring); ROC/PR curves go to ``out_dir`` as PNGs. Returns the report as
+    JSON-able data."""
     started = time.perf_counter()
     say = progress or (lambda _: None)
     names = list(tasks or TASKS)
     unknown = [t for t in names if t not in TASKS]
     if unknown:
         raise ValueError(f"unknown link prediction task(s) {unknown}: use {', '.join(TASKS)}")
-    report: dict[str, Any] = {"kg_version": store.version(), "seed": seed, "quick": quick}
+    if splits < 1:
+        raise ValueError(f"splits must be at least 1, got {splits}")
+    report: dict[str, Any] = {
+        "kg_version": store.version(),
+        "seed": seed,
+        "splits": splits,
+        "quick": quick,
+    }
     report["tasks"] = {}
     plots = []
     for name in names:
         say(f"{name}: loading the graph")
         graph = load_graph(store, TASKS[name])
-        split = split_edges(graph, seed=seed)
-        pairs = _test_pairs(graph, split.test, seed)
-        say(f"{name}: training GNN, Adamic-Adar and KGE")
-        models, gnn = _compare(graph, split, pairs, seed, quick)
+        runs = []
+        for i in range(splits):
+            say(f"{name}: split {i + 1} of {splits}: training GNN, Adamic-Adar and KGE")
+            split = split_edges(graph, seed=seed + i)
+            pairs = _test_pairs(graph, split.test, seed + i)
+            models, gnn = _compare(graph, split, pairs, seed + i, quick)
+            runs.append((split, pairs, models, gnn))
+        split, pairs, models, gnn = runs[0]
         curves = {m: v.pop("_curves") for m, v in models.items()}
+        for _, _, other, _ in runs[1:]:
+            for v in other.values():
+                v.pop("_curves")
         entry: dict[str, Any] = {
             "graph": graph.info,
             "split": split.sizes(),
             "test_positives_scored": len(pairs["positives"]),
             "ranking_negatives": RANKING_NEGATIVES,
-            "models": models,
+            "models": _mean_over_splits([m for _, _, m, _ in runs]),
+            "by_split": [
+                {"seed": seed + i, "test_positives_scored": len(p["positives"]), "models": m}
+                for i, (_, p, m, _) in enumerate(runs)
+            ],
             "calibration": _calibration_quality(gnn, graph, pairs, seed),
             "gnn_config": asdict(gnn.config),
         }
@@ -372,13 +397,32 @@ def evaluate_linkpred(
     report["plots"] = plots
     report["wall_seconds"] = round(time.perf_counter() - started, 1)
     if "ddi" in report["tasks"]:
-        report["targets"] = _targets(report["tasks"]["ddi"]["models"])
-        report["targets"]["whole_run_within_300s"] = report["wall_seconds"] <= 300
+        report["targets"] = _targets(report["tasks"]["ddi"])
     return report
 
 
-def _targets(models: dict[str, dict]) -> dict[str, Any]:
+def _mean_over_splits(runs: list[dict[str, dict]]) -> dict[str, dict]:
+    """Each model's metrics averaged over the splits' ``runs``, with the standard deviation
+    of AUROC and Hits@10 over the splits (0 for one split)."""
+    out = {}
+    for model in runs[0]:
+        values = [run[model] for run in runs]
+        mean = {k: round(float(np.mean([v[k] for v in values])), 4) for k in values[0]}
+        spread = {
+            f"{k}_sd": round(float(np.std([v[k] for v in values], ddof=1)), 4)
+            if len(values) > 1
+            else 0.0
+            for k in SPREAD
+        }
+        out[model] = mean | spread
+    return out
+
+
+def _targets(entry: dict[str, Any]) -> dict[str, Any]:
+    """The DDI targets on the means over the splits; training time on the slowest split."""
+    models = entry["models"]
     gnn = models["gnn"]
+    slowest = max(run["models"]["gnn"]["train_seconds"] for run in entry["by_split"])
     baselines = {k: v for k, v in models.items() if k != "gnn"}
     return {
         "ddi_auroc_at_least_0.90": gnn["auroc"] >= TARGETS["ddi_auroc"],
@@ -386,5 +430,5 @@ def _targets(models: dict[str, dict]) -> dict[str, Any]:
         "gnn_beats_baselines_on_hits@10": all(
             gnn["hits@10"] > b["hits@10"] for b in baselines.values()
         ),
-        "ddi_gnn_trained_within_300s": gnn["train_seconds"] <= TARGETS["ddi_train_seconds"],
+        "ddi_gnn_trained_within_300s": slowest <= TARGETS["ddi_train_seconds"],
     }

@@ -363,13 +363,20 @@ def test_eval_linkpred_command(kg_copy: GraphStore, tmp_path: Path) -> None:
 
     out = tmp_path / "out"
     args = ["eval", "linkpred", "--store", kg_copy.url, "--task", "ddi", "--quick"]
-    result = CliRunner().invoke(root, [*args, "--json", "--out", str(out)])
+    result = CliRunner().invoke(root, [*args, "--splits", "2", "--json", "--out", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     ddi = report["tasks"]["ddi"]
     assert set(ddi["models"]) == {"gnn", "adamic_adar", "kge-rotate"}
     for m in ddi["models"].values():
         assert 0 <= m["auroc"] <= 1 and 0 <= m["hits@10"] <= 1 and m["mrr"] > 0
+    # two different random splits, reported one by one and as their mean and spread
+    assert [run["seed"] for run in ddi["by_split"]] == [0, 1]
+    for model, mean in ddi["models"].items():
+        aurocs = [run["models"][model]["auroc"] for run in ddi["by_split"]]
+        assert mean["auroc"] == pytest.approx(np.mean(aurocs), abs=1e-4)
+        assert mean["auroc_sd"] == pytest.approx(np.std(aurocs, ddof=1), abs=1e-4)
+    assert ddi["models"]["gnn"]["auroc_sd"] > 0  # the splits differ, so do the figures
     incremental = ddi["incremental"]
     assert incremental["new_edges"] + incremental["old_edges"] == ddi["split"]["train"]
     assert incremental["warm_start"]["train_seconds"] < incremental["full_retrain"]["train_seconds"]
@@ -381,6 +388,7 @@ def test_eval_linkpred_command(kg_copy: GraphStore, tmp_path: Path) -> None:
     text = console.export_text()
     assert "kge-rotate" in text and "ddi update with" in text and "ddi time split" in text
     assert f"{ddi['models']['gnn']['auroc']:.3f}" in text
+    assert f"{ddi['by_split'][1]['models']['gnn']['auroc']:.3f}" in text
 
 
 def test_propose_then_curate_with_the_proposals_commands(
@@ -438,3 +446,4 @@ def test_bad_input_exits_2_with_one_line(built_kg: GraphStore) -> None:
         assert "unknown link prediction task" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
     assert evocdss("linkpred", "propose", "--threshold", "2").returncode == 2
+    assert evocdss("eval", "linkpred", "--splits", "0").returncode == 2

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -125,8 +126,13 @@ def _in(values: Sequence) -> str:
     return ",".join("?" * len(values))
 
 
+class _Connection(sqlite3.Connection):
+    """A connection the store can hold weakly: it closes when its thread ends."""
+
+
 class SQLiteStore:
-    """A ``GraphStore`` in one SQLite file (WAL; one connection per thread)."""
+    """A ``GraphStore`` in one SQLite file (WAL; one connection per thread, closed when the
+    thread ends or the store closes)."""
 
     def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = Path(path)
@@ -140,7 +146,7 @@ class SQLiteStore:
                 f"no KG at {self.path}: build one with `evocdss kg build` or set EVOCDSS_KG_URL"
             )
         self._local = threading.local()
-        self._conns: list[sqlite3.Connection] = []
+        self._conns: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._conn().executescript(SCHEMA)
 
@@ -150,7 +156,9 @@ class SQLiteStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, factory=_Connection
+                )
                 conn.execute("PRAGMA journal_mode=WAL")
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot open {self.url}: {exc}") from exc
@@ -160,7 +168,7 @@ class SQLiteStore:
             conn.execute("PRAGMA temp_store=MEMORY")
             self._local.conn = conn
             with self._lock:
-                self._conns.append(conn)
+                self._conns.add(conn)
         return conn
 
     @contextmanager
@@ -190,7 +198,7 @@ class SQLiteStore:
 
     def close(self) -> None:
         with self._lock:
-            for conn in self._conns:
+            for conn in list(self._conns):
                 conn.close()
             self._conns.clear()
         self._local = threading.local()

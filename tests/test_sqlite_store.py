@@ -1,8 +1,12 @@
-"""What only the SQLite store does: its bulk path into an empty edge table, and its file."""
+"""What only the SQLite store does: its bulk path into an empty edge table, its file, and its
+per-thread connections."""
 
 from __future__ import annotations
 
+import gc
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -53,3 +57,26 @@ def test_read_only_open_of_a_missing_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="evocdss kg build"):
         SQLiteStore(tmp_path / "missing.sqlite", create=False)
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_a_threads_connection_closes_when_the_thread_ends(tmp_path: Path) -> None:
+    """A server's worker threads come and go: each thread's connection (its files and page
+    cache, up to 256 MB) must not outlive it. SQLite keeps a closed connection's database file
+    open for reuse while another connection of the process holds its lock, so the check is that
+    files do not pile up by two per thread, as they did while the store kept every connection."""
+    store = SQLiteStore(tmp_path / "kg.sqlite")
+    store.upsert(citations=[SRC], edges=chain(3), actor="test")
+
+    def open_files() -> int:
+        gc.collect()
+        return len(os.listdir("/proc/self/fd"))
+
+    threads, before, seen = 60, open_files(), []
+    for _ in range(threads):
+        worker = threading.Thread(target=lambda: seen.append(store.stats().edges))
+        worker.start()
+        worker.join()
+    assert seen == [3] * threads
+    assert open_files() - before < threads / 2
+    store.close()
+    assert open_files() < before  # the main thread's connection and the files kept for reuse

@@ -29,7 +29,9 @@ def eval_linkpred(
     out: Annotated[
         Path | None, typer.Option("--out", help="Write the report (JSON) and ROC/PR PNGs here.")
     ] = None,
-    seed: SeedOpt = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the first split (the next splits take the next seeds).")
+    ] = 0,
     task: Annotated[
         list[str] | None, typer.Option("--task", help="ddi or disease-phenotype (default: both).")
     ] = None,

@@ -6,11 +6,11 @@ drug interaction fall in the same part), ``splits`` times with seeds ``seed``, `
 the DDI test part holds ~160 interactions, and AUROC moves by about +-0.01 from one random split
 to the next, so the report gives each model's mean over the splits, their standard deviation
 and every split's figures (calibration quality, the incremental update and the plots come from
-the first split). The GNN is trained on the train edges and calibrated on
-the calibration edges; like the deployed model, it then scores with both visible. The baselines
-learn from the same known edges (train and calibration; Adamic-Adar counts on them, the KGE
-model trains on them), so all three know every edge outside the test split (plus the task's
-structure edges) and are scored on the same test pairs:
+the first split). The GNN is trained on the train edges and calibrated on the calibration
+edges; like the deployed model, it then scores with both visible. The baselines learn from the
+same known edges (train and calibration; Adamic-Adar counts on them, the KGE model trains on
+them), so all three know every edge outside the test split (plus the task's structure edges)
+and are scored on the same test pairs:
 
 - each test positive gets 100 corruptions of itself (one end replaced by a random node of an
   allowed type; known, rejected and rule-implied pairs are never negatives);
@@ -355,28 +355,24 @@ def evaluate_linkpred(
     for name in names:
         say(f"{name}: loading the graph")
         graph = load_graph(store, TASKS[name])
-        runs = []
+        by_split = []
         for i in range(splits):
             say(f"{name}: split {i + 1} of {splits}: training GNN, Adamic-Adar and KGE")
-            split = split_edges(graph, seed=seed + i)
-            pairs = _test_pairs(graph, split.test, seed + i)
-            models, gnn = _compare(graph, split, pairs, seed + i, quick)
-            runs.append((split, pairs, models, gnn))
-        split, pairs, models, gnn = runs[0]
-        curves = {m: v.pop("_curves") for m, v in models.items()}
-        for _, _, other, _ in runs[1:]:
-            for v in other.values():
-                v.pop("_curves")
+            split_i = split_edges(graph, seed=seed + i)
+            pairs_i = _test_pairs(graph, split_i.test, seed + i)
+            models, gnn_i = _compare(graph, split_i, pairs_i, seed + i, quick)
+            drawn = {m: v.pop("_curves") for m, v in models.items()}
+            scored = len(pairs_i["positives"])
+            by_split.append({"seed": seed + i, "test_positives_scored": scored, "models": models})
+            if i == 0:  # the split that the details and plots come from
+                split, pairs, gnn, curves = split_i, pairs_i, gnn_i, drawn
         entry: dict[str, Any] = {
             "graph": graph.info,
             "split": split.sizes(),
             "test_positives_scored": len(pairs["positives"]),
             "ranking_negatives": RANKING_NEGATIVES,
-            "models": _mean_over_splits([m for _, _, m, _ in runs]),
-            "by_split": [
-                {"seed": seed + i, "test_positives_scored": len(p["positives"]), "models": m}
-                for i, (_, p, m, _) in enumerate(runs)
-            ],
+            "models": _mean_over_splits([run["models"] for run in by_split]),
+            "by_split": by_split,
             "calibration": _calibration_quality(gnn, graph, pairs, seed),
             "gnn_config": asdict(gnn.config),
         }

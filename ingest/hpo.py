@@ -14,7 +14,9 @@ Two releases are joined by id:
 Nodes: ``HP:`` terms (``biolink:PhenotypicFeature``, obsolete terms skipped), ``OMIM:``,
 ``ORPHA:`` and ``DECIPHER:`` diseases (``biolink:Disease``), ``NCBIGene:`` genes
 (``biolink:Gene``, named by symbol). Edges: ``subclass_of`` (term to parent), ``has_phenotype``
-(disease to term) and ``gene_associated_with_condition`` (gene to disease).
+(disease to term), ``gene_associated_with_condition`` (gene to disease), and ``same_as`` from
+an Orphanet disease to the OMIM disease of the same name (``name_matches``: HPO has no
+Orphanet-OMIM cross-references; these links are ours and cite ``src:evocdss-disease-names``).
 
 Term properties: ``ic_omim``, ``ic_orpha``, ``ic_gene`` (information content), ``aspect``,
 and where present ``definition``, ``comment``, ``broad_synonyms``, ``narrow_synonyms``,
@@ -43,10 +45,12 @@ from typing import Any, NamedTuple
 from ingest.source import SourceBatch
 from kg.model import Citation, Edge, Node, Synonym
 from kg.settings import Settings, get_settings
-from kg.vocab import CURIE_RE
+from kg.vocab import CURIE_RE, normalize_text
 
 CITATION_ID = "src:hpo"
 CITES = (CITATION_ID,)
+MATCHING_CITATION_ID = "src:evocdss-disease-names"
+SAME_AS = "biolink:same_as"
 SUBCLASS_OF = "biolink:subclass_of"
 HAS_PHENOTYPE = "biolink:has_phenotype"
 GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
@@ -72,6 +76,12 @@ ASPECT_BRANCHES = (
     ("HP:0031797", "C"),  # Clinical course (onset, progression)
     ("HP:0012823", "M"),  # Clinical modifier
     ("HP:0032443", "H"),  # Past medical history
+)
+
+#: Words that do not tell two disease names apart ("Spastic paraplegia 3, autosomal dominant"
+#: is "Autosomal dominant spastic paraplegia type 3").
+NAME_FILLER_WORDS = frozenset(
+    {"a", "and", "classic", "disease", "due", "form", "in", "of", "syndrome", "the", "to", "type"}
 )
 
 #: Synonym scopes in hp.obo that name the term itself; BROAD/NARROW go to properties.
@@ -153,7 +163,11 @@ def load_hpo(settings: Settings | None = None) -> SourceBatch:
     Ontology()
     folder = raw_dir(settings)
     missing = [name for name in RAW_FILES if not (folder / name).is_file()]
-    batch = SourceBatch(name="hpo", citation=_citation(Ontology.version(), ""))
+    batch = SourceBatch(
+        name="hpo",
+        citation=_citation(Ontology.version(), ""),
+        extra_citations=[_matching_citation()],
+    )
     raw = Raw() if missing else read_raw(folder, batch)
     batch.citation = _citation(Ontology.version(), raw.version)
     if missing:
@@ -166,6 +180,7 @@ def load_hpo(settings: Settings | None = None) -> SourceBatch:
     diseases = _add_diseases(batch, Ontology, raw)
     _add_annotations(batch, diseases, terms, raw)
     _add_genes(batch, Ontology, raw, set(diseases))
+    _add_name_matches(batch)
     return batch
 
 
@@ -187,6 +202,20 @@ def _citation(release: str, raw_release: str) -> Citation:
             "raw_package": RAW_PACKAGE,
             "from_raw_release": "definitions, synonyms, xrefs, annotation qualifiers, "
             "excluded annotations, gene-disease associations, DECIPHER diseases",
+        },
+    )
+
+
+def _matching_citation() -> Citation:
+    return Citation(
+        id=MATCHING_CITATION_ID,
+        kind="model",
+        title="evocdss Orphanet-OMIM disease name matching",
+        version="1",
+        details={
+            "rule": "the same words in both names (case, punctuation, word order and "
+            f"{', '.join(sorted(NAME_FILLER_WORDS))} aside), each name unique in its source",
+            "code": "ingest/hpo.py",
         },
     )
 
@@ -521,6 +550,30 @@ def _add_genes(batch: SourceBatch, ontology: Any, raw: Raw, diseases: set[str]) 
             batch.issue("gene-disease-link-to-unloaded-disease (not loaded)", f"{gene} {disease}")
             continue
         batch.edges.append(Edge(gene, GENE_TO_DISEASE, disease, citations=CITES))
+
+
+def name_matches(names: dict[str, str]) -> list[tuple[str, str]]:
+    """(Orphanet id, OMIM id) pairs of ``names`` (disease id -> name) whose names have the same
+    words apart from ``NAME_FILLER_WORDS`` ("Hereditary angioedema type 1" and "Angioedema,
+    hereditary, 1"), where no other disease of either source has those words."""
+    keys: dict[str, dict[frozenset[str], list[str]]] = {"ORPHA": {}, "OMIM": {}}
+    for disease, name in names.items():
+        prefix = disease.split(":", 1)[0]
+        words = frozenset(normalize_text(name).split()) - NAME_FILLER_WORDS
+        if prefix in keys and words:
+            keys[prefix].setdefault(words, []).append(disease)
+    return sorted(
+        (orpha[0], omim[0])
+        for words, orpha in keys["ORPHA"].items()
+        if len(orpha) == 1 and len(omim := keys["OMIM"].get(words, [])) == 1
+    )
+
+
+def _add_name_matches(batch: SourceBatch) -> None:
+    """``same_as`` edges from Orphanet diseases to the OMIM diseases of the same name."""
+    names = {n.id: n.name for n in batch.nodes if n.category == "biolink:Disease"}
+    for orpha, omim in name_matches(names):
+        batch.edges.append(Edge(orpha, SAME_AS, omim, citations=(MATCHING_CITATION_ID,)))
 
 
 def _gene_disease_order(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:

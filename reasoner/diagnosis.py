@@ -33,10 +33,16 @@ The score of a disease ``d`` is a log posterior up to a constant:
 - **Prior**: ``annotation_prior * log(number of annotations)``; well-described diseases are the
   ones more often seen (and published).
 
-Only ``OMIM:`` diseases are ranked by default (``prefixes``): the KG has no OMIM-ORPHA
+Only ``OMIM:`` diseases are ranked by default (``prefixes``): HPO has no OMIM-ORPHA
 cross-references, and ranking both would list many diseases twice. Orphanet's annotations still
-count where an ``ORPHA:`` disease's genes point to a single annotated OMIM disease: they are
-lent to it (``orphanet_weight``), citing the Orphanet annotation and both gene edges.
+count where an ``ORPHA:`` disease is the same as an OMIM disease: they are lent to it, at
+``orphanet_weight`` times their frequency, for the terms it lacks. The OMIM disease is the one
+the KG links by ``same_as`` (the same name, ``ingest.hpo.name_matches``; the lent annotation
+cites the Orphanet annotation and that link, and its frequency is further multiplied by
+``orphanet_name_weight``: these are mostly large, well-described entries, whose long Orphanet
+lists at full weight diluted the OMIM disease's own profile on dev.jsonl), else the single
+annotated OMIM disease the Orphanet disease's genes point to (citing the Orphanet annotation
+and both gene edges).
 - **Allelic disorders**: OMIM diseases caused by the same gene (its other phenotype entries)
   lend each other the terms the borrower lacks, at ``allelic_weight`` times their frequency
   (floored at ``frequency_floor``), citing the lender's annotation and both gene edges. A
@@ -65,9 +71,10 @@ from kg.vocab import TRUSTED_STATUSES
 from reasoner.answer import Evidence
 
 MODEL_NAME = "evocdss-phenotype-lr"
-MODEL_VERSION = "2"
+MODEL_VERSION = "3"  # 2: allelic disorders lend terms; 3: Orphanet lends through name links
 HAS_PHENOTYPE = "biolink:has_phenotype"
 GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
+SAME_AS = "biolink:same_as"
 SUBCLASS_OF = "biolink:subclass_of"
 PHENOTYPIC_ABNORMALITY = "HP:0000118"
 SEX_GROUPS = {"": 0, "MALE": 1, "FEMALE": 2}
@@ -90,6 +97,8 @@ class ModelParams:
     negated_lr: float = 0.05
     orphanet_weight: float = 1.0
     """Frequency factor of Orphanet annotations lent to an OMIM disease (0: not used)."""
+    orphanet_name_weight: float = 0.5
+    """Further factor when the Orphanet disease is linked by name (``same_as``)."""
     allelic_weight: float = 0.1
     """Frequency factor of annotations lent by an OMIM disease of the same gene (0: not used)."""
     leaders: int = 10
@@ -298,38 +307,56 @@ def _orphanet_rows(
     term_index: dict[str, int],
     params: ModelParams,
 ) -> dict[tuple[str, int], tuple]:
-    """Annotations of Orphanet diseases lent to the one OMIM disease they share genes with.
+    """Annotations of Orphanet diseases lent to the OMIM disease they are the same as.
 
-    An ``ORPHA:`` disease whose causal genes are associated with exactly one annotated OMIM
-    disease describes the same gene-defined entity; its annotations of terms the OMIM disease
-    lacks are added to it (frequency times ``orphanet_weight``), each citing the Orphanet
-    ``has_phenotype`` edge and both ``gene_associated_with_condition`` edges; keyed by
-    (disease, term index)."""
+    That is the annotated OMIM disease an ``ORPHA:`` disease is linked to by ``same_as`` (citing
+    the link), else the one annotated OMIM disease its causal genes are associated with (the
+    same gene-defined entity; citing both ``gene_associated_with_condition`` edges). Its
+    annotations of terms the OMIM disease lacks are added to it (frequency times
+    ``orphanet_weight``, and ``orphanet_name_weight`` through a name link), each also citing
+    the Orphanet ``has_phenotype`` edge; keyed by (disease, term index)."""
     if params.orphanet_weight <= 0:
         return {}
     diseases_of = _diseases_of(genes_of)
     omim_terms = _terms_of(rows)
     lent: dict[tuple[str, int], tuple] = {}
+    same_as = _same_as_omim(store, omim_terms)
     for e in store.edges(predicate=HAS_PHENOTYPE, statuses=sorted(TRUSTED_STATUSES)):
         t = term_index.get(e.object)
         if t is None or not e.subject.startswith("ORPHA:"):
             continue
-        genes = genes_of.get(e.subject, {})
-        omim = {d for g in genes for d in diseases_of[g] if d in omim_terms}
-        if len(omim) != 1:
-            continue
-        d = omim.pop()
+        weight = params.orphanet_weight
+        if e.subject in same_as:
+            d, link = same_as[e.subject]
+            cited = (e.id, link)
+            weight *= params.orphanet_name_weight
+        else:
+            genes = genes_of.get(e.subject, {})
+            omim = {d for g in genes for d in diseases_of[g] if d in omim_terms}
+            if len(omim) != 1:
+                continue
+            d = omim.pop()
+            gene = next(g for g in sorted(genes) if d in diseases_of[g])
+            cited = (e.id, genes[gene], genes_of[d][gene])
         if t in omim_terms[d]:
             continue
-        gene = next(g for g in sorted(genes) if d in diseases_of[g])
         q = e.qualifiers
-        freq = max(_frequency(q, params) * params.orphanet_weight, params.frequency_floor)
+        freq = max(_frequency(q, params) * weight, params.frequency_floor)
         row = (d, t, bool(q.get("negated")), freq, _sex_group(q.get("sex")))
-        cited = (e.id, genes[gene], genes_of[d][gene])
         row += (str(q.get("frequency_raw", "")), cited, False, e.subject)
         if (d, t) not in lent or lent[(d, t)][3] < freq:
             lent[(d, t)] = row
     return lent
+
+
+def _same_as_omim(store: GraphStore, omim_terms: dict[str, set[int]]) -> dict[str, tuple[str, str]]:
+    """Orphanet disease -> (the annotated OMIM disease it is ``same_as``, the link's edge id)."""
+    links = {}
+    for e in store.edges(predicate=SAME_AS, statuses=sorted(TRUSTED_STATUSES)):
+        for orpha, omim in ((e.subject, e.object), (e.object, e.subject)):
+            if orpha.startswith("ORPHA:") and omim in omim_terms and omim.startswith("OMIM:"):
+                links[orpha] = (omim, e.id)
+    return links
 
 
 def _allelic_rows(

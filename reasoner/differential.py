@@ -66,8 +66,9 @@ class PhenotypeMatch(BaseModel):
     edges: list[str]
     lent_by: str | None = Field(
         default=None,
-        description="The disease (Orphanet entry or allelic OMIM disorder of the same gene) "
-        "whose annotation is lent to the candidate; its edges then include the two gene edges.",
+        description="The disease whose annotation is lent to the candidate: the Orphanet entry "
+        "of the same name (its edges then include the same_as edge) or of the same gene, or an "
+        "allelic OMIM disorder of the same gene (its edges then include the two gene edges).",
     )
     shared_ancestor: str | None = None
     shared_ancestor_name: str | None = None

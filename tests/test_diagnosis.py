@@ -17,6 +17,7 @@ from reasoner.answer import Evidence
 from reasoner.diagnosis import (
     GENE_TO_DISEASE,
     HAS_PHENOTYPE,
+    SAME_AS,
     DiagnosisIndex,
     diagnose,
     ranking,
@@ -159,7 +160,9 @@ def test_next_questions_are_annotated_to_leaders_and_not_asked(
 def test_every_cited_item_resolves_to_a_patient_fact_and_a_stored_edge(
     store: SQLiteStore, index: DiagnosisIndex
 ) -> None:
-    present = [*top_terms(store, MARFAN, 5), "HP:0001250"]
+    own = {e.object for e in store.edges(subject=MARFAN, predicate=HAS_PHENOTYPE)}
+    orphanet_only = next(t for t in top_terms(store, "ORPHA:558", 40) if t not in own)
+    present = [*top_terms(store, MARFAN, 5), orphanet_only, "HP:0001250"]
     patient = {"phenotypes": present, "excluded_phenotypes": ["HP:0001083"], "sex": "MALE"}
     evidence = Evidence(store)
     result = diagnose(index, patient, evidence, top_k=10)
@@ -169,8 +172,9 @@ def test_every_cited_item_resolves_to_a_patient_fact_and_a_stored_edge(
         for item in (*d["supporting"], *d["contradicting"])
     ]
     assert len(items) >= 30
+    lent_by_name = []
     for disease, item in items:
-        patient_key, edge_key, *gene_keys = item["citations"]
+        patient_key, edge_key, *link_keys = item["citations"]
         fact = evidence.refs[patient_key]
         assert fact.kind == "patient_fact"
         section, position = fact.path.rstrip("]").split("[")
@@ -181,15 +185,22 @@ def test_every_cited_item_resolves_to_a_patient_fact_and_a_stored_edge(
         stored = store.get_edge(ref.edge["id"])
         assert stored is not None and stored.key == (ref.edge["subject"], *stored.key[1:])
         assert ref.sources == ["src:hpo"] and evidence.refs["src:hpo"].kind == "source"
-        if ref.edge["subject"] != disease:  # lent by Orphanet or an allelic OMIM disorder
-            assert ref.edge["subject"].split(":")[0] in {"ORPHA", "OMIM"} and len(gene_keys) == 2
-            genes = [evidence.refs[k].edge for k in gene_keys]
-            assert {g["predicate"] for g in genes} == {GENE_TO_DISEASE}
-            assert genes[0]["subject"] == genes[1]["subject"]
-            assert {g["object"] for g in genes} == {ref.edge["subject"], disease}
-            assert item["lent_by"] == ref.edge["subject"]
+        lender = ref.edge["subject"]
+        if lender != disease:  # lent by Orphanet or an allelic OMIM disorder
+            assert lender.split(":")[0] in {"ORPHA", "OMIM"} and item["lent_by"] == lender
+            links = [evidence.refs[k].edge for k in link_keys]
+            if len(links) == 1:  # an Orphanet disease of the same name
+                lent_by_name.append(item)
+                assert (links[0]["subject"], links[0]["object"]) == (lender, disease)
+                assert links[0]["predicate"] == SAME_AS
+                assert evidence.refs[link_keys[0]].sources == ["src:evocdss-disease-names"]
+            else:
+                assert len(links) == 2 and {g["predicate"] for g in links} == {GENE_TO_DISEASE}
+                assert links[0]["subject"] == links[1]["subject"]
+                assert {g["object"] for g in links} == {lender, disease}
         else:
-            assert not gene_keys and item["lent_by"] is None
+            assert not link_keys and item["lent_by"] is None
+    assert lent_by_name  # Orphanet's Marfan syndrome (ORPHA:558) lends its terms by name
     for d in result["differential"]:
         assert evidence.refs[d["citations"][0]].kind == "model_output"
 
@@ -215,6 +226,29 @@ def test_orphanet_annotations_of_the_same_gene_count_for_the_omim_disease(
     assert genes[0]["subject"] == genes[1]["subject"] == "NCBIGene:6812"
     without = DiagnosisIndex.from_store(store, params=replace(index.params, orphanet_weight=0))
     assert rank_of(index, patient, dee4) < rank_of(without, patient, dee4)
+
+
+def test_orphanet_annotations_of_the_same_name_count_for_the_omim_disease(
+    store: SQLiteStore, index: DiagnosisIndex
+) -> None:
+    # Jacobsen syndrome (a chromosomal deletion: no gene links the two entries) is not
+    # annotated in OMIM with what Orphanet's Jacobsen syndrome lists; the KG's same_as link
+    # (same name) lends Orphanet's terms to the OMIM disease.
+    jacobsen, orphanet = "OMIM:147791", "ORPHA:2308"
+    own = {e.object for e in store.edges(subject=jacobsen, predicate=HAS_PHENOTYPE)}
+    lent = [t for t in top_terms(store, orphanet, 40) if t not in own][:3]
+    assert len(lent) == 3
+    patient = {"phenotypes": [*top_terms(store, jacobsen, 3), *lent]}
+    evidence = Evidence(store)
+    result = diagnose(index, patient, evidence, top_k=10)
+    entry = next(d for d in result["differential"] if d["disease"] == jacobsen)
+    items = [i for i in entry["supporting"] if i["phenotype"] in lent and i["lent_by"]]
+    assert items and all(i["lent_by"] == orphanet and len(i["edges"]) == 2 for i in items)
+    annotation, link = (evidence.refs[k].edge for k in items[0]["citations"][1:])
+    assert (annotation["subject"], annotation["predicate"]) == (orphanet, HAS_PHENOTYPE)
+    assert (link["subject"], link["predicate"], link["object"]) == (orphanet, SAME_AS, jacobsen)
+    without = DiagnosisIndex.from_store(store, params=replace(index.params, orphanet_weight=0))
+    assert rank_of(index, patient, jacobsen) < rank_of(without, patient, jacobsen)
 
 
 def test_allelic_disorders_of_the_same_gene_lend_their_terms_weakly(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.hpo import RAW_FILES, load_hpo, raw_dir
+from ingest.hpo import RAW_FILES, SAME_AS, load_hpo, name_matches, raw_dir
 from ingest.source import SourceBatch
 from kg.model import Edge
 from kg.settings import Settings
@@ -54,7 +54,12 @@ def test_citation_is_both_releases_and_every_edge_cites_it(batch: SourceBatch) -
     assert citation.id == "src:hpo" and citation.date == "2025-11-24"
     assert citation.version == "2025-11-24 (hpo3 1.5.1) + raw annotations 2025-01-16"
     assert "hpo.jax.org/license" in citation.license
-    assert all(e.citations == ("src:hpo",) for e in batch.edges)
+    ours = {c.id for c in batch.extra_citations}
+    assert ours == {"src:evocdss-disease-names"}
+    for e in batch.edges:  # name links are ours, every other edge is HPO's
+        assert e.citations == (
+            ("src:evocdss-disease-names",) if e.predicate == SAME_AS else ("src:hpo",)
+        )
 
 
 def test_seizure_has_names_definition_ic_and_is_a_phenotypic_abnormality(
@@ -93,6 +98,30 @@ def test_marfan_has_arachnodactyly_with_frequency_and_fbn1(
     assert (FBN1, "biolink:gene_associated_with_condition", MARFAN) in edges_by_key
     inheritance = edges_by_key[(MARFAN, "biolink:has_phenotype", "HP:0000006")]
     assert inheritance.qualifiers["aspect"] == "I"  # autosomal dominant
+
+
+def test_orphanet_diseases_link_to_the_omim_disease_of_the_same_name(batch: SourceBatch) -> None:
+    links = {(e.subject, e.object) for e in batch.edges if e.predicate == SAME_AS}
+    assert len(links) >= 800
+    assert ("ORPHA:2308", "OMIM:147791") in links  # Jacobsen syndrome: no gene to link them
+    # "Classic congenital adrenal hyperplasia due to 21-hydroxylase deficiency"
+    assert ("ORPHA:90794", "OMIM:201910") in links
+    assert len({o for o, _ in links}) == len({m for _, m in links}) == len(links)  # one to one
+    assert all(o.startswith("ORPHA:") and m.startswith("OMIM:") for o, m in links)
+
+
+def test_name_matching_ignores_word_order_and_filler_but_not_numbers_or_ambiguity() -> None:
+    names = {
+        "ORPHA:1": "Autosomal dominant spastic paraplegia type 3",
+        "OMIM:1": "Spastic paraplegia 3, autosomal dominant",
+        "OMIM:2": "Spastic paraplegia 4, autosomal dominant",
+        "ORPHA:2": "Kabuki syndrome",  # OMIM names only numbered subtypes
+        "OMIM:3": "Kabuki syndrome 1",
+        "ORPHA:3": "Alport syndrome",  # two OMIM diseases of that name: ambiguous
+        "OMIM:4": "Alport syndrome",
+        "OMIM:5": "Alport disease",
+    }
+    assert name_matches(names) == [("ORPHA:1", "OMIM:1")]
 
 
 def test_frequencies_are_numeric_and_classes_map_to_midpoints(batch: SourceBatch) -> None:
@@ -142,13 +171,19 @@ def test_writing_twice_changes_nothing_the_second_time(batch: SourceBatch, tmp_p
     store = SQLiteStore(tmp_path / "kg.sqlite")
     try:
         first = store.upsert(
-            citations=[batch.citation], nodes=batch.nodes, edges=batch.edges, actor="test"
+            citations=[batch.citation, *batch.extra_citations],
+            nodes=batch.nodes,
+            edges=batch.edges,
+            actor="test",
         )
         assert first.nodes_created == len(batch.nodes)
         assert first.edges_created == len(batch.edges)
         version = store.version()
         second = store.upsert(
-            citations=[batch.citation], nodes=batch.nodes, edges=batch.edges, actor="test"
+            citations=[batch.citation, *batch.extra_citations],
+            nodes=batch.nodes,
+            edges=batch.edges,
+            actor="test",
         )
         assert second.changed == 0
         assert store.version() == version

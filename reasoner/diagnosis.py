@@ -37,7 +37,8 @@ Only ``OMIM:`` diseases are ranked by default (``prefixes``): HPO has no OMIM-OR
 cross-references, and ranking both would list many diseases twice. Orphanet's annotations still
 count where an ``ORPHA:`` disease is the same as an OMIM disease: they are lent to it, at
 ``orphanet_weight`` times their frequency, for the terms it lacks. The OMIM disease is the one
-the KG links by ``same_as`` (the same name, ``ingest.hpo.name_matches``; the lent annotation
+the KG links by ``same_as`` (the same name, ``ingest.hpo.name_matches``, 1 to 1; each of them
+where a curator has linked more; the lent annotation
 cites the Orphanet annotation and that link, and its frequency is further multiplied by
 ``orphanet_name_weight``: these are mostly large, well-described entries, whose long Orphanet
 lists at full weight diluted the OMIM disease's own profile on dev.jsonl), else the single
@@ -309,7 +310,7 @@ def _orphanet_rows(
 ) -> dict[tuple[str, int], tuple]:
     """Annotations of Orphanet diseases lent to the OMIM disease they are the same as.
 
-    That is the annotated OMIM disease an ``ORPHA:`` disease is linked to by ``same_as`` (citing
+    That is each annotated OMIM disease an ``ORPHA:`` disease is linked to by ``same_as`` (citing
     the link), else the one annotated OMIM disease its causal genes are associated with (the
     same gene-defined entity; citing both ``gene_associated_with_condition`` edges). Its
     annotations of terms the OMIM disease lacks are added to it (frequency times
@@ -325,37 +326,40 @@ def _orphanet_rows(
         t = term_index.get(e.object)
         if t is None or not e.subject.startswith("ORPHA:"):
             continue
-        weight = params.orphanet_weight
         if e.subject in same_as:
-            d, link = same_as[e.subject]
-            cited = (e.id, link)
-            weight *= params.orphanet_name_weight
+            weight = params.orphanet_weight * params.orphanet_name_weight
+            borrowers = [(d, (e.id, link)) for d, link in same_as[e.subject]]
         else:
+            weight = params.orphanet_weight
             genes = genes_of.get(e.subject, {})
             omim = {d for g in genes for d in diseases_of[g] if d in omim_terms}
             if len(omim) != 1:
                 continue
             d = omim.pop()
             gene = next(g for g in sorted(genes) if d in diseases_of[g])
-            cited = (e.id, genes[gene], genes_of[d][gene])
-        if t in omim_terms[d]:
-            continue
+            borrowers = [(d, (e.id, genes[gene], genes_of[d][gene]))]
         q = e.qualifiers
         freq = max(_frequency(q, params) * weight, params.frequency_floor)
-        row = (d, t, bool(q.get("negated")), freq, _sex_group(q.get("sex")))
-        row += (str(q.get("frequency_raw", "")), cited, False, e.subject)
-        if (d, t) not in lent or lent[(d, t)][3] < freq:
-            lent[(d, t)] = row
+        for d, cited in borrowers:
+            if t in omim_terms[d]:
+                continue
+            row = (d, t, bool(q.get("negated")), freq, _sex_group(q.get("sex")))
+            row += (str(q.get("frequency_raw", "")), cited, False, e.subject)
+            if (d, t) not in lent or lent[(d, t)][3] < freq:
+                lent[(d, t)] = row
     return lent
 
 
-def _same_as_omim(store: GraphStore, omim_terms: dict[str, set[int]]) -> dict[str, tuple[str, str]]:
-    """Orphanet disease -> (the annotated OMIM disease it is ``same_as``, the link's edge id)."""
-    links = {}
+def _same_as_omim(
+    store: GraphStore, omim_terms: dict[str, set[int]]
+) -> dict[str, list[tuple[str, str]]]:
+    """Orphanet disease -> each annotated OMIM disease it is ``same_as`` (the build links 1 to 1;
+    a curator may add more), with the link's edge id."""
+    links: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for e in store.edges(predicate=SAME_AS, statuses=sorted(TRUSTED_STATUSES)):
         for orpha, omim in ((e.subject, e.object), (e.object, e.subject)):
             if orpha.startswith("ORPHA:") and omim in omim_terms and omim.startswith("OMIM:"):
-                links[orpha] = (omim, e.id)
+                links[orpha].append((omim, e.id))
     return links
 
 

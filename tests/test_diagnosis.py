@@ -11,8 +11,10 @@ import pytest
 
 from evaluation.diagnosis import evaluate_diagnosis, read_cases
 from ingest.hpo import load_hpo
+from kg.model import Citation, Edge
 from kg.settings import Settings
 from kg.sqlite_store import SQLiteStore
+from kg.vocab import Status
 from reasoner.answer import Evidence
 from reasoner.diagnosis import (
     GENE_TO_DISEASE,
@@ -249,6 +251,28 @@ def test_orphanet_annotations_of_the_same_name_count_for_the_omim_disease(
     assert (link["subject"], link["predicate"], link["object"]) == (orphanet, SAME_AS, jacobsen)
     without = DiagnosisIndex.from_store(store, params=replace(index.params, orphanet_weight=0))
     assert rank_of(index, patient, jacobsen) < rank_of(without, patient, jacobsen)
+
+
+def lenders(index: DiagnosisIndex, disease: str) -> set[str]:
+    """The diseases that lend ``disease`` annotations in ``index``."""
+    d = index.disease_index[disease]
+    return set(index.ann_lender[index.ann_ptr[d] : index.ann_ptr[d + 1]])
+
+
+def test_a_curated_second_same_as_link_lends_to_both_omim_diseases(store: SQLiteStore) -> None:
+    # the build links names 1 to 1; a curator links Orphanet's Jacobsen syndrome to the
+    # Paris-Trousseau thrombocytopenia of the same 11q deletion too: both OMIM diseases borrow
+    jacobsen, paris_trousseau, orphanet = "OMIM:147791", "OMIM:188025", "ORPHA:2308"
+    guideline = Citation("src:test-curation", "guideline", "Curator review (test)")
+    link = Edge(orphanet, SAME_AS, paris_trousseau, (guideline.id,), status=Status.CURATED)
+    assert orphanet not in lenders(DiagnosisIndex.from_store(store), paris_trousseau)
+    store.upsert(citations=[guideline], edges=[link], actor="dr.test", reason="11q deletion")
+    try:
+        index = DiagnosisIndex.from_store(store)
+        assert orphanet in lenders(index, jacobsen) & lenders(index, paris_trousseau)
+    finally:  # a rejected link is not trusted: the other tests see the KG as built
+        store.set_status(link.id, Status.REJECTED, actor="dr.test", reason="test over")
+    assert orphanet not in lenders(DiagnosisIndex.from_store(store), paris_trousseau)
 
 
 def test_allelic_disorders_of_the_same_gene_lend_their_terms_weakly(

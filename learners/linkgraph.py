@@ -135,6 +135,14 @@ class LinkGraph:
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         return np.sort(pairs, axis=1) if self.task.symmetric else pairs
 
+    def blocked_given(self, edges: np.ndarray) -> np.ndarray:
+        """Keys of the pairs that are no negatives when only ``edges`` of the target edges are
+        known (as in training): those edges, the known negatives and the pairs a rule implies
+        from those edges."""
+        known = np.concatenate([self.canonical(edges), self.negatives])
+        implied = implied_pairs(self, self.canonical(edges))
+        return np.unique(np.concatenate([self.keys(known), self.keys(implied)]))
+
     def is_blocked(self, pairs: np.ndarray) -> np.ndarray:
         """Whether each pair is a known or implied edge (never a negative, never proposed)."""
         return contains(self.blocked, self.keys(pairs))

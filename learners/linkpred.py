@@ -15,7 +15,9 @@ logits.
 
 Training is full-batch. Each epoch a fraction of the training edges is hidden from message
 passing and becomes the supervision set, so the model learns to find edges it cannot see, as at
-prediction time; each supervised positive meets type-aware corrupted negatives. Scores are
+prediction time; each supervised positive meets type-aware corrupted negatives, drawn as the
+evaluation and the proposals draw them: never a known pair nor one a rule implies from the
+training edges (a member of a class inherits its interactions). Scores are
 calibrated (Platt) on a held-out calibration split before any threshold applies. Once
 calibrated, the model scores with every edge it knows visible (training and calibration edges),
 so a drug whose only known interactions fell in the calibration split is not scored as unknown.
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
 
     from kg.store import GraphStore
 
-MODEL_VERSION = "1.2"  # 1.1: DDI name features and paths; 1.2: scoring sees calibration edges
+MODEL_VERSION = "1.3"  # 1.1: names; 1.2: scoring sees calibration edges; 1.3: no implied negatives
 ACTOR = "learner:linkpred"
 MAX_CALIBRATION = 3000  # calibration positives scored (a sample when the split is larger)
 NAME_NGRAM_DIM = 128  # dimensions of a node name's character n-gram vector
@@ -469,7 +471,7 @@ def _fit(
     optimizer = torch.optim.Adam(
         model.parameters(), lr=lr or config.lr, weight_decay=config.weight_decay
     )
-    train_blocked = np.unique(graph.keys(np.concatenate([graph_edges, graph.negatives])))
+    train_blocked = graph.blocked_given(graph_edges)
     supervised_keys = graph.keys(supervised)
     rest = graph_edges[~np.isin(graph.keys(graph_edges), supervised_keys)]
     known_negatives = graph.negatives

@@ -26,6 +26,7 @@ from learners.linkgraph import (
     LinkGraph,
     PathCounts,
     build_graph,
+    contains,
     corrupt,
     load_graph,
     split_edges,
@@ -146,6 +147,30 @@ def test_ensemble_scores_are_the_mean_of_its_members(ddi: LinkGraph) -> None:
     # a warm start copies every member: with no new edge and no epoch, nothing changes
     same = fine_tune(model, ddi, np.zeros((0, 2), dtype=np.int64), epochs=0)
     assert np.allclose(same.scores(pairs), model.scores(pairs), atol=1e-5)
+
+
+def test_training_negatives_skip_what_the_training_edges_imply() -> None:
+    """A member of a class inherits the class's interactions: given the training edges, the
+    pairs they imply are no negatives (as in evaluation and proposals); the pairs implied only
+    by held-out edges stay unknown, so nothing leaks from them."""
+    a, b, c, d, k = (f"ANSM:{x}" for x in "abcdk")
+    typed = dict.fromkeys((a, b, c, d), "substance") | {k: "drug_class"}
+    graph = build_graph(DDI, typed, [(k, b), (c, d)], {MEMBER_OF: [(a, k)]})
+    at = {x: i for i, x in enumerate(graph.node_ids)}
+
+    def key(x: str, y: str) -> int:
+        return int(graph.keys(np.array([[at[x], at[y]]]))[0])
+
+    train, held_out = np.array([[at[k], at[b]]]), np.array([[at[c], at[d]]])
+    blocked = graph.blocked_given(train)
+    assert {key(k, b), key(a, b)} <= set(blocked.tolist())  # a is in class k: a-b is implied
+    assert key(c, d) not in blocked and key(a, d) not in blocked
+    assert set(graph.blocked_given(np.concatenate([train, held_out])).tolist()) == set(
+        graph.blocked.tolist()
+    )
+    rng = np.random.default_rng(0)
+    negatives = corrupt(graph, train.repeat(50, axis=0), 3, rng, blocked=blocked).reshape(-1, 2)
+    assert not contains(blocked, graph.keys(negatives)).any()
 
 
 def test_path_counts_of_pairs_match_the_grid_and_count_paths() -> None:

@@ -135,13 +135,14 @@ class LinkGraph:
         pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
         return np.sort(pairs, axis=1) if self.task.symmetric else pairs
 
-    def blocked_given(self, edges: np.ndarray) -> np.ndarray:
+    def blocked_given(self, edges: np.ndarray, implied: np.ndarray | None = None) -> np.ndarray:
         """Keys of the pairs that are no negatives when only ``edges`` of the target edges are
         known (as in training): those edges, the known negatives and the pairs a rule implies
-        from those edges."""
-        known = np.concatenate([self.canonical(edges), self.negatives])
-        implied = implied_pairs(self, self.canonical(edges))
-        return np.unique(np.concatenate([self.keys(known), self.keys(implied)]))
+        from those edges (``implied``, when already computed)."""
+        edges = self.canonical(edges)
+        if implied is None:
+            implied = implied_pairs(self, edges)
+        return np.unique(self.keys(np.concatenate([edges, self.negatives, implied])))
 
     def is_blocked(self, pairs: np.ndarray) -> np.ndarray:
         """Whether each pair is a known or implied edge (never a negative, never proposed)."""
@@ -285,11 +286,10 @@ def build_graph(
     positives = np.unique(graph.canonical(as_array(target)), axis=0)
     graph.positives = positives
     graph.negatives = np.unique(graph.canonical(graph.negatives), axis=0)
-    known = np.concatenate(
-        [positives, graph.negatives, graph.canonical(as_array(list(also_blocked)))]
-    )
     implied = implied_pairs(graph, positives)
-    graph.blocked = np.unique(np.concatenate([graph.keys(known), graph.keys(implied)]))
+    graph.blocked = np.union1d(
+        graph.blocked_given(positives, implied), graph.keys(as_array(list(also_blocked)))
+    )
     graph.info.update(
         {
             "nodes": graph.num_nodes,

@@ -21,6 +21,11 @@ training edges (a member of a class inherits its interactions). Scores are
 calibrated (Platt) on a held-out calibration split before any threshold applies. Once
 calibrated, the model scores with every edge it knows visible (training and calibration edges),
 so a drug whose only known interactions fell in the calibration split is not scored as unknown.
+
+With ``propensity``, a pair's score is the decoder's less that weight times the two ends'
+propensities: a node's mean decoder score against a fixed sample of the nodes the task pairs it
+with (its tendency to score high with anything). Scores of different drugs then compare better:
+a hub's random pairs score lower, which is what pooled AUROC and a threshold need.
 """
 
 from __future__ import annotations
@@ -54,11 +59,13 @@ if TYPE_CHECKING:
 
     from kg.store import GraphStore
 
-MODEL_VERSION = "1.3"  # 1.1: names; 1.2: scoring sees calibration edges; 1.3: no implied negatives
+#: 1.1: names; 1.2: scoring sees calibration edges; 1.3: no implied negatives; 1.4: propensity
+MODEL_VERSION = "1.4"
 ACTOR = "learner:linkpred"
 MAX_CALIBRATION = 3000  # calibration positives scored (a sample when the split is larger)
 NAME_NGRAM_DIM = 128  # dimensions of a node name's character n-gram vector
 NAME_NEIGHBOURS = 10  # most similar names per node (``TrainConfig.name_paths``)
+PROPENSITY_PARTNERS = 256  # sampled partners a node's propensity is the mean score against
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,7 @@ class TrainConfig:
     members: int = 1  # GNNs in the ensemble (their logits are averaged)
     name_features: bool = False  # add a learned projection of each node's name embedding
     name_paths: bool = False  # ``PathCounts`` also through nodes with similar names
+    propensity: float = 0.0  # weight of the ends' propensities subtracted from a pair's score
     seed: int = 0
 
 
@@ -356,6 +364,7 @@ class LinkPredictor:
     and calibration edges once calibrated, the training edges before (``None``)."""
     _embeddings: Any = None
     _path_counts: Any = None
+    _propensities: Any = None
 
     @property
     def task(self) -> LinkTask:
@@ -369,7 +378,7 @@ class LinkPredictor:
         """Score with ``edges`` as the visible target edges from now on (``None``: the
         training edges)."""
         self.visible_edges = edges
-        self._embeddings = self._path_counts = None
+        self._embeddings = self._path_counts = self._propensities = None
 
     def _visible(self) -> np.ndarray:
         return self.train_edges if self.visible_edges is None else self.visible_edges
@@ -392,7 +401,8 @@ class LinkPredictor:
         return self._path_counts
 
     def scores(self, pairs: np.ndarray) -> np.ndarray:
-        """Raw scores (logits) of node-number pairs; any shape ending in 2."""
+        """Scores (logits) of node-number pairs; any shape ending in 2: the decoder's score less
+        ``config.propensity`` times the two ends' ``propensities``."""
         import torch
 
         pairs = np.asarray(pairs, dtype=np.int64)
@@ -401,7 +411,35 @@ class LinkPredictor:
         features = torch.as_tensor(counts(flat)) if counts else None
         with torch.no_grad():
             out = self.model.decode(self.embeddings(), torch.as_tensor(flat), features).numpy()
+        if self.config.propensity:
+            out = out - self.config.propensity * self.propensities()[flat].sum(1)
         return out.reshape(pairs.shape[:-1])
+
+    def propensities(self) -> np.ndarray:
+        """Each node's mean decoder score against a fixed sample of ``PROPENSITY_PARTNERS``
+        nodes the task pairs it with, as a subject (as an object for nodes of object types
+        only; 0 for other nodes); cached with the embeddings."""
+        if self._propensities is None:
+            task, graph = self.task, self.graph
+            subjects = graph.nodes_of(task.subject_types)
+            objects = graph.nodes_of(task.object_types)
+            rng = np.random.default_rng(0)
+            values = np.zeros(graph.num_nodes)
+            ends = [(subjects, objects, True)]  # (nodes, their partners, nodes are subjects)
+            if not task.symmetric:
+                ends.insert(0, (objects, subjects, False))
+            for nodes, partners, as_subject in ends:
+                sample = rng.choice(
+                    partners, min(PROPENSITY_PARTNERS, len(partners)), replace=False
+                )
+                for start in range(0, len(nodes), 256):
+                    rows = nodes[start : start + 256]
+                    if as_subject:
+                        values[rows] = _decoded_block(self, rows, sample).mean(1)
+                    else:
+                        values[rows] = _decoded_block(self, sample, rows).mean(0)
+            self._propensities = values
+        return self._propensities
 
     def probabilities(self, pairs: np.ndarray) -> np.ndarray:
         """Calibrated probabilities of pairs."""
@@ -671,8 +709,17 @@ def candidates(
 
 
 def _block_scores(predictor: LinkPredictor, rows: np.ndarray, objects: np.ndarray) -> np.ndarray:
-    """Scores of every (row, object) pair (len(rows) x len(objects)): one matrix product per
-    member when the decoder is bilinear, else with the pair features of the whole block."""
+    """Scores of every (row, object) pair (len(rows) x len(objects)), as ``scores`` gives them."""
+    values = _decoded_block(predictor, rows, objects)
+    if predictor.config.propensity:
+        p = predictor.propensities()
+        values = values - predictor.config.propensity * (p[rows][:, None] + p[objects][None, :])
+    return values
+
+
+def _decoded_block(predictor: LinkPredictor, rows: np.ndarray, objects: np.ndarray) -> np.ndarray:
+    """Decoder scores of every (row, object) pair: one matrix product per member when the
+    decoder is bilinear, else with the pair features of the whole block."""
     import torch
 
     h, counts = predictor.embeddings(), predictor.path_counts()

@@ -36,6 +36,7 @@ from learners.linkpred import (
     NAME_NGRAM_DIM,
     LinkPredictor,
     _block_scores,
+    _decoded_block,
     _edge_index_dict,
     _new_model,
     fine_tune,
@@ -52,6 +53,11 @@ QUICK = replace(CONFIGS["ddi"], epochs=60)
 @pytest.fixture(scope="module")
 def ddi(built_kg: GraphStore) -> LinkGraph:
     return load_graph(built_kg, DDI)
+
+
+@pytest.fixture(scope="module")
+def disease_phenotype(built_kg: GraphStore) -> LinkGraph:
+    return load_graph(built_kg, DISEASE_PHENOTYPE)
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +136,9 @@ def test_ensemble_scores_are_the_mean_of_its_members(ddi: LinkGraph) -> None:
         [split.test[:30], corrupt(ddi, split.test[:30], 1, np.random.default_rng(2)).reshape(-1, 2)]
     )
     for path_counts in (True, False):
-        config = replace(CONFIGS["ddi"], epochs=5, members=3, path_counts=path_counts)
+        config = replace(
+            CONFIGS["ddi"], epochs=5, members=3, path_counts=path_counts, propensity=0.0
+        )
         model = train_linkpred(ddi, split, config)
         h, counts = model.embeddings(), model.path_counts()
         features = torch.as_tensor(counts(pairs)) if counts else None
@@ -147,6 +155,43 @@ def test_ensemble_scores_are_the_mean_of_its_members(ddi: LinkGraph) -> None:
     # a warm start copies every member: with no new edge and no epoch, nothing changes
     same = fine_tune(model, ddi, np.zeros((0, 2), dtype=np.int64), epochs=0)
     assert np.allclose(same.scores(pairs), model.scores(pairs), atol=1e-5)
+
+
+def test_scores_take_off_both_ends_propensities(ddi: LinkGraph, predictor: LinkPredictor) -> None:
+    assert predictor.config.propensity > 0  # the DDI settings use it
+    decoder_only = replace(predictor, config=replace(predictor.config, propensity=0.0))
+    pairs = split_edges(ddi, seed=0).test[:40]
+    p = predictor.propensities()
+    expected = decoder_only.scores(pairs) - predictor.config.propensity * p[pairs].sum(1)
+    assert np.allclose(predictor.scores(pairs), expected, atol=1e-5)
+    rows, cols = pairs[:6, 0], pairs[:9, 1]  # the proposals' block scores agree
+    grid = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1)
+    assert np.allclose(_block_scores(predictor, rows, cols), predictor.scores(grid), atol=1e-4)
+    # a propensity estimates the node's mean score against every partner, from a sample
+    drugs = ddi.nodes_of(ddi.task.subject_types)
+    every = np.array([_decoded_block(predictor, drugs[i : i + 1], drugs).mean() for i in range(60)])
+    assert np.corrcoef(every, p[drugs[:60]])[0, 1] > 0.95
+    # drugs with many known interactions score higher with anything than drugs with none
+    degree = np.bincount(predictor.train_edges.ravel(), minlength=ddi.num_nodes)[drugs]
+    assert p[drugs[degree >= 20]].mean() > p[drugs[degree == 0]].mean() + 0.5
+
+
+def test_propensities_of_both_ends_of_an_asymmetric_task(disease_phenotype: LinkGraph) -> None:
+    graph = disease_phenotype
+    config = replace(CONFIGS["disease-phenotype"], epochs=2, propensity=0.5)
+    model = train_linkpred(graph, split_edges(graph, seed=0), config)
+    p = model.propensities()
+    diseases = graph.nodes_of(graph.task.subject_types)
+    terms = graph.nodes_of(graph.task.object_types)
+    as_subject = _decoded_block(model, diseases[:50], terms).mean(1)
+    as_object = _decoded_block(model, diseases, terms[:50]).mean(0)
+    assert np.corrcoef(as_subject, p[diseases[:50]])[0, 1] > 0.95
+    assert np.corrcoef(as_object, p[terms[:50]])[0, 1] > 0.95
+    pairs = split_edges(graph, seed=0).test[:20]
+    grid = np.stack(np.meshgrid(pairs[:4, 0], pairs[:5, 1], indexing="ij"), axis=-1)
+    assert np.allclose(
+        _block_scores(model, pairs[:4, 0], pairs[:5, 1]), model.scores(grid), atol=1e-4
+    )
 
 
 def test_training_negatives_skip_what_the_training_edges_imply() -> None:
@@ -272,8 +317,8 @@ def test_ddi_graph_holds_each_ansm_pair_once(ddi: LinkGraph) -> None:
     assert ddi.info["implied_pairs"] > 10_000
 
 
-def test_negated_annotations_are_negatives_not_positives(built_kg: GraphStore) -> None:
-    graph = load_graph(built_kg, DISEASE_PHENOTYPE)
+def test_negated_annotations_are_negatives_not_positives(disease_phenotype: LinkGraph) -> None:
+    graph = disease_phenotype
     assert graph.info["negated"] >= 500 and len(graph.positives) >= 250_000
     negated = set(map(tuple, graph.negatives.tolist()))
     assert not negated & set(map(tuple, graph.positives.tolist()))

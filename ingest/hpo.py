@@ -14,9 +14,12 @@ Two releases are joined by id:
 Nodes: ``HP:`` terms (``biolink:PhenotypicFeature``, obsolete terms skipped), ``OMIM:``,
 ``ORPHA:`` and ``DECIPHER:`` diseases (``biolink:Disease``), ``NCBIGene:`` genes
 (``biolink:Gene``, named by symbol). Edges: ``subclass_of`` (term to parent), ``has_phenotype``
-(disease to term), ``gene_associated_with_condition`` (gene to disease), and ``same_as`` from
+(disease to term), ``gene_associated_with_condition`` (gene to disease), ``same_as`` from
 an Orphanet disease to the OMIM disease of the same name (``name_matches``: HPO has no
-Orphanet-OMIM cross-references; these links are ours and cite ``src:evocdss-disease-names``).
+Orphanet-OMIM cross-references; these links are ours and cite ``src:evocdss-disease-names``),
+and ``similar_to`` between the OMIM subtypes of one numbered series ("Loeys-Dietz syndrome 1"
+to "5"; ``series_links``, citing ``src:evocdss-disease-series``; OMIM's phenotypic series are
+not in HPO).
 
 Term properties: ``ic_omim``, ``ic_orpha``, ``ic_gene`` (information content), ``aspect``,
 and where present ``definition``, ``comment``, ``broad_synonyms``, ``narrow_synonyms``,
@@ -35,6 +38,7 @@ counts patients, else the mean of the rows' frequencies).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -50,7 +54,9 @@ from kg.vocab import CURIE_RE, normalize_text
 CITATION_ID = "src:hpo"
 CITES = (CITATION_ID,)
 MATCHING_CITATION_ID = "src:evocdss-disease-names"
+SERIES_CITATION_ID = "src:evocdss-disease-series"
 SAME_AS = "biolink:same_as"
+SIMILAR_TO = "biolink:similar_to"
 SUBCLASS_OF = "biolink:subclass_of"
 HAS_PHENOTYPE = "biolink:has_phenotype"
 GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
@@ -83,6 +89,13 @@ ASPECT_BRANCHES = (
 NAME_FILLER_WORDS = frozenset(
     {"a", "and", "classic", "disease", "due", "form", "in", "of", "syndrome", "the", "to", "type"}
 )
+
+#: The subtype number that ends an OMIM name of a numbered series ("Loeys-Dietz syndrome 5",
+#: "Thyroid hormonogenesis, genetic defect in, 3", "Cutis laxa, type 1A").
+SERIES_NUMBER = re.compile(r"[,;]?\s*(type\s*)?\d+[a-z]?$")
+#: Larger numbered groups are umbrella categories of unlike diseases (87 "Deafness, autosomal
+#: recessive N", 52 "Developmental and epileptic encephalopathy N" in HPO 2025-11-24).
+MAX_SERIES = 20
 
 #: Synonym scopes in hp.obo that name the term itself; BROAD/NARROW go to properties.
 NAME_SCOPES = ("EXACT", "RELATED")
@@ -166,7 +179,20 @@ def load_hpo(settings: Settings | None = None) -> SourceBatch:
     batch = SourceBatch(
         name="hpo",
         citation=_citation(Ontology.version(), ""),
-        extra_citations=[_matching_citation()],
+        extra_citations=[
+            _rule_citation(
+                MATCHING_CITATION_ID,
+                "evocdss Orphanet-OMIM disease name matching",
+                "the same words in both names (case, punctuation, word order and "
+                f"{', '.join(sorted(NAME_FILLER_WORDS))} aside), each name unique in its source",
+            ),
+            _rule_citation(
+                SERIES_CITATION_ID,
+                "evocdss numbered OMIM disease series",
+                "OMIM diseases whose names differ only by the subtype number at the end "
+                f"(pattern {SERIES_NUMBER.pattern!r}, case aside), in series of 2 to {MAX_SERIES}",
+            ),
+        ],
     )
     raw = Raw() if missing else read_raw(folder, batch)
     batch.citation = _citation(Ontology.version(), raw.version)
@@ -181,6 +207,7 @@ def load_hpo(settings: Settings | None = None) -> SourceBatch:
     _add_annotations(batch, diseases, terms, raw)
     _add_genes(batch, Ontology, raw, set(diseases))
     _add_name_matches(batch)
+    _add_series_links(batch)
     return batch
 
 
@@ -206,17 +233,14 @@ def _citation(release: str, raw_release: str) -> Citation:
     )
 
 
-def _matching_citation() -> Citation:
+def _rule_citation(citation_id: str, title: str, rule: str) -> Citation:
+    """The citation of the links the build makes by a rule of this module."""
     return Citation(
-        id=MATCHING_CITATION_ID,
+        id=citation_id,
         kind="model",
-        title="evocdss Orphanet-OMIM disease name matching",
+        title=title,
         version="1",
-        details={
-            "rule": "the same words in both names (case, punctuation, word order and "
-            f"{', '.join(sorted(NAME_FILLER_WORDS))} aside), each name unique in its source",
-            "code": "ingest/hpo.py",
-        },
+        details={"rule": rule, "code": "ingest/hpo.py"},
     )
 
 
@@ -574,6 +598,31 @@ def _add_name_matches(batch: SourceBatch) -> None:
     names = {n.id: n.name for n in batch.nodes if n.category == "biolink:Disease"}
     for orpha, omim in name_matches(names):
         batch.edges.append(Edge(orpha, SAME_AS, omim, citations=(MATCHING_CITATION_ID,)))
+
+
+def series_links(names: dict[str, str]) -> list[tuple[str, str]]:
+    """(OMIM id, OMIM id) pairs, first < second, of ``names`` (disease id -> name) in one
+    numbered series: the names are the same but for the subtype number at the end
+    (``SERIES_NUMBER``), and the series has at most ``MAX_SERIES`` members."""
+    series: dict[str, list[str]] = defaultdict(list)
+    for disease, name in names.items():
+        stem = SERIES_NUMBER.sub("", name.lower().strip())
+        if disease.startswith("OMIM:") and stem and stem != name.lower().strip():
+            series[stem].append(disease)
+    return sorted(
+        (a, b)
+        for members in series.values()
+        if len(members) <= MAX_SERIES
+        for i, a in enumerate(sorted(members))
+        for b in sorted(members)[i + 1 :]
+    )
+
+
+def _add_series_links(batch: SourceBatch) -> None:
+    """``similar_to`` edges between the OMIM diseases of one numbered series."""
+    names = {n.id: n.name for n in batch.nodes if n.category == "biolink:Disease"}
+    for a, b in series_links(names):
+        batch.edges.append(Edge(a, SIMILAR_TO, b, citations=(SERIES_CITATION_ID,)))
 
 
 def _gene_disease_order(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:

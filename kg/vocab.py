@@ -44,6 +44,7 @@ PREDICATES = frozenset(
         "biolink:has_adverse_event",
         "biolink:same_as",
         "biolink:close_match",
+        "biolink:similar_to",
         "biolink:related_to",
         "biolink:has_criterion",
         "biolink:disjoint_with",

@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from ingest.hpo import RAW_FILES, SAME_AS, load_hpo, name_matches, raw_dir
+from ingest.hpo import (
+    MAX_SERIES,
+    RAW_FILES,
+    SAME_AS,
+    SIMILAR_TO,
+    load_hpo,
+    name_matches,
+    raw_dir,
+    series_links,
+)
 from ingest.source import SourceBatch
 from kg.model import Edge
 from kg.settings import Settings
@@ -55,11 +64,10 @@ def test_citation_is_both_releases_and_every_edge_cites_it(batch: SourceBatch) -
     assert citation.version == "2025-11-24 (hpo3 1.5.1) + raw annotations 2025-01-16"
     assert "hpo.jax.org/license" in citation.license
     ours = {c.id for c in batch.extra_citations}
-    assert ours == {"src:evocdss-disease-names"}
-    for e in batch.edges:  # name links are ours, every other edge is HPO's
-        assert e.citations == (
-            ("src:evocdss-disease-names",) if e.predicate == SAME_AS else ("src:hpo",)
-        )
+    assert ours == {"src:evocdss-disease-names", "src:evocdss-disease-series"}
+    rules = {SAME_AS: ("src:evocdss-disease-names",), SIMILAR_TO: ("src:evocdss-disease-series",)}
+    for e in batch.edges:  # name and series links are ours, every other edge is HPO's
+        assert e.citations == rules.get(e.predicate, ("src:hpo",))
 
 
 def test_seizure_has_names_definition_ic_and_is_a_phenotypic_abnormality(
@@ -108,6 +116,31 @@ def test_orphanet_diseases_link_to_the_omim_disease_of_the_same_name(batch: Sour
     assert ("ORPHA:90794", "OMIM:201910") in links
     assert len({o for o, _ in links}) == len({m for _, m in links}) == len(links)  # one to one
     assert all(o.startswith("ORPHA:") and m.startswith("OMIM:") for o, m in links)
+
+
+def test_omim_subtypes_of_a_numbered_series_are_linked(batch: SourceBatch) -> None:
+    links = {(e.subject, e.object) for e in batch.edges if e.predicate == SIMILAR_TO}
+    loeys_dietz = ["OMIM:609192", "OMIM:610168", "OMIM:613795", "OMIM:614816", "OMIM:615582"]
+    assert {(a, b) for a in loeys_dietz for b in loeys_dietz if a < b} <= links
+    assert all(a < b and a.startswith("OMIM:") and b.startswith("OMIM:") for a, b in links)
+    dee4, dee1 = "OMIM:612164", "OMIM:308350"  # 100+ encephalopathies: an umbrella, no series
+    assert not any(dee4 in pair for pair in links) and not any(dee1 in pair for pair in links)
+    assert len(links) >= 3000
+
+
+def test_series_need_the_same_name_but_the_final_number_and_few_members() -> None:
+    names = {
+        "OMIM:1": "Loeys-Dietz syndrome 1",
+        "OMIM:2": "Loeys-Dietz syndrome 2",
+        "ORPHA:3": "Loeys-Dietz syndrome 3",  # Orphanet entries are not OMIM subtypes
+        "OMIM:4": "Cutis laxa, type 1A",
+        "OMIM:5": "Cutis laxa, type 2B",
+        "OMIM:6": "Spastic paraplegia 3, autosomal dominant",  # the number is not the end
+        "OMIM:7": "Spastic paraplegia 4, autosomal dominant",
+        "OMIM:8": "Marfan syndrome",
+        **{f"OMIM:1{i:03d}": f"Deafness, autosomal recessive {i}" for i in range(MAX_SERIES + 1)},
+    }
+    assert series_links(names) == [("OMIM:1", "OMIM:2"), ("OMIM:4", "OMIM:5")]
 
 
 def test_name_matching_ignores_word_order_and_filler_but_not_numbers_or_ambiguity() -> None:

@@ -44,12 +44,15 @@ cites the Orphanet annotation and that link, and its frequency is further multip
 lists at full weight diluted the OMIM disease's own profile on dev.jsonl), else the single
 annotated OMIM disease the Orphanet disease's genes point to (citing the Orphanet annotation
 and both gene edges).
-- **Allelic disorders**: OMIM diseases caused by the same gene (its other phenotype entries)
-  lend each other the terms the borrower lacks, at ``allelic_weight`` times their frequency
-  (floored at ``frequency_floor``), citing the lender's annotation and both gene edges. A
-  patient's term seen in an allelic disorder is weak evidence (the same gene's spectrum); lent
-  terms count for observed terms only, not for the prior nor the coverage, which describe the
-  disease's own presentation.
+- **Related OMIM diseases** lend each other the terms the borrower lacks: allelic disorders
+  (caused by the same gene: its other phenotype entries) at ``allelic_weight`` times their
+  frequency, citing the lender's annotation and both gene edges; the subtypes of one numbered
+  series ("Loeys-Dietz syndrome 1" to "5", linked by ``similar_to``,
+  ``ingest.hpo.series_links``) at ``series_weight`` times it, citing the lender's annotation
+  and the link; floored at ``frequency_floor``. A patient's term seen in a related disease is
+  weak evidence (the same gene's spectrum, the same clinical entity); lent terms count for
+  observed terms only, not for the prior nor the coverage, which describe the disease's own
+  presentation.
 
 Only edges a reasoner may rely on (asserted, curated, inferred) are read; learner proposals are
 not used.
@@ -72,10 +75,12 @@ from kg.vocab import TRUSTED_STATUSES
 from reasoner.answer import Evidence
 
 MODEL_NAME = "evocdss-phenotype-lr"
-MODEL_VERSION = "3"  # 2: allelic disorders lend terms; 3: Orphanet lends through name links
+#: 2: allelic disorders lend terms; 3: Orphanet lends through name links; 4: numbered series
+MODEL_VERSION = "4"
 HAS_PHENOTYPE = "biolink:has_phenotype"
 GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
 SAME_AS = "biolink:same_as"
+SIMILAR_TO = "biolink:similar_to"
 SUBCLASS_OF = "biolink:subclass_of"
 PHENOTYPIC_ABNORMALITY = "HP:0000118"
 SEX_GROUPS = {"": 0, "MALE": 1, "FEMALE": 2}
@@ -102,6 +107,9 @@ class ModelParams:
     """Further factor when the Orphanet disease is linked by name (``same_as``)."""
     allelic_weight: float = 0.1
     """Frequency factor of annotations lent by an OMIM disease of the same gene (0: not used)."""
+    series_weight: float = 0.1
+    """Frequency factor of annotations lent by an OMIM disease of the same numbered series
+    (0: not used)."""
     leaders: int = 10
     """How many leading candidates the next questions try to separate."""
 
@@ -154,11 +162,11 @@ class DiagnosisIndex:
     ann_negated: np.ndarray
     ann_sex: np.ndarray
     ann_edge: list[tuple[str, ...]]
-    """The edges each annotation cites (a lent one: also the two gene edges)."""
+    """The edges each annotation cites (a lent one: also the link to the lender)."""
     ann_lender: list[str]
     """The disease a lent annotation is taken from ("" for the disease's own)."""
-    ann_allelic: np.ndarray
-    """Whether each annotation is lent by an allelic OMIM disease (not in prior or coverage)."""
+    ann_related: np.ndarray
+    """Whether each annotation is lent by a related OMIM disease (not in prior or coverage)."""
     log_prior: np.ndarray
     columns: dict[int, _Columns] = field(default_factory=dict)
     negated: _Columns | None = None
@@ -240,7 +248,7 @@ def _build(
     for e in store.edges(predicate=GENE_TO_DISEASE, statuses=trusted):
         genes_of[e.object][e.subject] = e.id
     lent = _orphanet_rows(store, rows, genes_of, term_index, params)
-    lent.update(_allelic_rows(rows, genes_of, params, lent))
+    lent.update(_related_rows(store, rows, genes_of, params, lent))
     rows += lent.values()
     rows.sort()
     annotated = sorted({r[0] for r in rows if not r[2]})
@@ -252,8 +260,8 @@ def _build(
     ann_negated = np.array([r[2] for r in rows], dtype=bool)
     ann_freq = np.array([r[3] for r in rows], dtype=np.float64)
     ann_sex = np.array([r[4] for r in rows], dtype=np.int8)
-    ann_allelic = np.array([r[7] for r in rows], dtype=bool)
-    sizes = np.bincount(ann_dis[~ann_negated & ~ann_allelic], minlength=n_d)
+    ann_related = np.array([r[7] for r in rows], dtype=bool)
+    sizes = np.bincount(ann_dis[~ann_negated & ~ann_related], minlength=n_d)
 
     ic = np.array(store_ic)
     if np.isnan(ic).any():
@@ -285,7 +293,7 @@ def _build(
         ann_sex=ann_sex,
         ann_edge=[r[6] for r in rows],
         ann_lender=[r[8] for r in rows],
-        ann_allelic=ann_allelic,
+        ann_related=ann_related,
         log_prior=params.annotation_prior * np.log(np.maximum(sizes, 1)),
     )
     positive = ~ann_negated
@@ -363,35 +371,59 @@ def _same_as_omim(
     return links
 
 
-def _allelic_rows(
+def _related_rows(
+    store: GraphStore,
     rows: list[tuple],
     genes_of: dict[str, dict[str, str]],
     params: ModelParams,
     taken: dict[tuple[str, int], tuple],
 ) -> dict[tuple[str, int], tuple]:
-    """Annotations an OMIM disease lends to the other OMIM diseases of the same gene.
+    """Annotations an OMIM disease lends to the related OMIM diseases (``_relatives``).
 
     Only positive annotations of terms the borrower has neither itself nor from Orphanet
-    (``taken``) are lent, at ``allelic_weight`` times their frequency, each citing the lender's
-    ``has_phenotype`` edge and the shared gene's two ``gene_associated_with_condition`` edges;
-    per (disease, term index) the highest frequency is kept."""
-    if params.allelic_weight <= 0:
-        return {}
-    diseases_of = _diseases_of(genes_of)
+    (``taken``) are lent, at the relation's weight times their frequency, each citing the
+    lender's ``has_phenotype`` edge and the edges that relate the two diseases; per (disease,
+    term index) the highest frequency is kept."""
     omim_terms = _terms_of(rows)
+    relatives = _relatives(store, genes_of, omim_terms, params)
     lent: dict[tuple[str, int], tuple] = {}
     for lender, t, negated, f, sex, raw, (edge_id,), *_ in rows:
         if negated:
             continue
-        freq = max(f * params.allelic_weight, params.frequency_floor)
-        for gene in sorted(genes_of.get(lender, {})):
-            for d in sorted(diseases_of[gene] - {lender}):
-                if d not in omim_terms or t in omim_terms[d] or (d, t) in taken:
-                    continue
-                if (d, t) not in lent or lent[(d, t)][3] < freq:
-                    cited = (edge_id, genes_of[lender][gene], genes_of[d][gene])
-                    lent[(d, t)] = (d, t, False, freq, sex, raw, cited, True, lender)
+        for d, links, weight in relatives.get(lender, ()):
+            if t in omim_terms[d] or (d, t) in taken:
+                continue
+            freq = max(f * weight, params.frequency_floor)
+            if (d, t) not in lent or lent[(d, t)][3] < freq:
+                lent[(d, t)] = (d, t, False, freq, sex, raw, (edge_id, *links), True, lender)
     return lent
+
+
+def _relatives(
+    store: GraphStore,
+    genes_of: dict[str, dict[str, str]],
+    omim_terms: dict[str, set[int]],
+    params: ModelParams,
+) -> dict[str, list[tuple[str, tuple[str, ...], float]]]:
+    """Annotated OMIM disease -> (related annotated OMIM disease, the edges relating them, the
+    weight of what it lends): the allelic disorders (the shared gene's two edges) at
+    ``allelic_weight`` and the diseases of its numbered series (``similar_to``) at
+    ``series_weight``; a relation of weight 0 is left out."""
+    relatives: dict[str, list[tuple[str, tuple[str, ...], float]]] = defaultdict(list)
+    if params.allelic_weight > 0:
+        diseases_of = _diseases_of(genes_of)
+        for lender in sorted(d for d in genes_of if d in omim_terms):
+            for gene in sorted(genes_of[lender]):
+                for d in sorted(diseases_of[gene] - {lender}):
+                    if d in omim_terms:
+                        links = (genes_of[lender][gene], genes_of[d][gene])
+                        relatives[lender].append((d, links, params.allelic_weight))
+    if params.series_weight > 0:
+        for e in store.edges(predicate=SIMILAR_TO, statuses=sorted(TRUSTED_STATUSES)):
+            if e.subject in omim_terms and e.object in omim_terms:
+                relatives[e.subject].append((e.object, (e.id,), params.series_weight))
+                relatives[e.object].append((e.subject, (e.id,), params.series_weight))
+    return relatives
 
 
 def _diseases_of(genes_of: dict[str, dict[str, str]]) -> dict[str, set[str]]:
@@ -577,7 +609,7 @@ def _coverage(index: DiagnosisIndex, p: _Patient) -> np.ndarray:
         anc = index.ancestors(q)
         closure_ic[anc] = index.ic[anc]
     best = np.maximum.reduceat(closure_ic[index.ann_anc], index.ann_anc_start)
-    w = np.where(index.ann_negated | index.ann_allelic, 0.0, index.ann_freq)
+    w = np.where(index.ann_negated | index.ann_related, 0.0, index.ann_freq)
     num = np.bincount(index.ann_dis, weights=w * best, minlength=n_d)
     den = np.bincount(index.ann_dis, weights=w, minlength=n_d)
     scale = index.params.coverage_weight * len(p.present)
@@ -752,7 +784,7 @@ def _next_questions(
     cite: _Citer,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """Terms annotated to the leaders (not only lent by an allelic disorder), not yet asked,
+    """Terms annotated to the leaders (not only lent by a related disease), not yet asked,
     whose answer best separates them."""
     known = set()
     for _, q in p.present:
@@ -764,7 +796,7 @@ def _next_questions(
             for prof in profiles
             for t, r in prof.direct.items()
             if index.phenotypic[t]
-            and not index.ann_allelic[r]
+            and not index.ann_related[r]
             and t not in known
             and not excluded.intersection(index.ancestors(t).tolist())
         }

@@ -67,8 +67,10 @@ class PhenotypeMatch(BaseModel):
     lent_by: str | None = Field(
         default=None,
         description="The disease whose annotation is lent to the candidate: the Orphanet entry "
-        "of the same name (its edges then include the same_as edge) or of the same gene, or an "
-        "allelic OMIM disorder of the same gene (its edges then include the two gene edges).",
+        "of the same name (its edges then include the same_as edge) or of the same gene, an "
+        "allelic OMIM disorder of the same gene (its edges then include the two gene edges), or "
+        "an OMIM disease of the same numbered series (its edges then include the similar_to "
+        "edge).",
     )
     shared_ancestor: str | None = None
     shared_ancestor_name: str | None = None

@@ -20,6 +20,7 @@ from reasoner.diagnosis import (
     GENE_TO_DISEASE,
     HAS_PHENOTYPE,
     SAME_AS,
+    SIMILAR_TO,
     DiagnosisIndex,
     diagnose,
     ranking,
@@ -188,10 +189,13 @@ def test_every_cited_item_resolves_to_a_patient_fact_and_a_stored_edge(
         assert stored is not None and stored.key == (ref.edge["subject"], *stored.key[1:])
         assert ref.sources == ["src:hpo"] and evidence.refs["src:hpo"].kind == "source"
         lender = ref.edge["subject"]
-        if lender != disease:  # lent by Orphanet or an allelic OMIM disorder
+        if lender != disease:  # lent by Orphanet or a related OMIM disease
             assert lender.split(":")[0] in {"ORPHA", "OMIM"} and item["lent_by"] == lender
             links = [evidence.refs[k].edge for k in link_keys]
-            if len(links) == 1:  # an Orphanet disease of the same name
+            if len(links) == 1 and links[0]["predicate"] == SIMILAR_TO:  # the same series
+                assert {links[0]["subject"], links[0]["object"]} == {lender, disease}
+                assert evidence.refs[link_keys[0]].sources == ["src:evocdss-disease-series"]
+            elif len(links) == 1:  # an Orphanet disease of the same name
                 lent_by_name.append(item)
                 assert (links[0]["subject"], links[0]["object"]) == (lender, disease)
                 assert links[0]["predicate"] == SAME_AS
@@ -275,30 +279,58 @@ def test_a_curated_second_same_as_link_lends_to_both_omim_diseases(store: SQLite
     assert orphanet not in lenders(DiagnosisIndex.from_store(store), paris_trousseau)
 
 
-def test_allelic_disorders_of_the_same_gene_lend_their_terms_weakly(
-    store: SQLiteStore, index: DiagnosisIndex
+@pytest.mark.parametrize(
+    ("borrower", "lender", "term", "weight", "links"),
+    [
+        # Marfan syndrome (FBN1) is not annotated with hypoplasia of the maxilla; Weill-Marchesani
+        # syndrome 2, another FBN1 disorder, is: cited with the shared gene's two edges
+        (
+            MARFAN,
+            "OMIM:608328",
+            "HP:0000327",
+            "allelic_weight",
+            {
+                ("NCBIGene:2200", "OMIM:608328", GENE_TO_DISEASE),
+                ("NCBIGene:2200", MARFAN, GENE_TO_DISEASE),
+            },
+        ),
+        # Loeys-Dietz syndrome 5 (TGFB3) is not annotated with descending thoracic aortic
+        # aneurysm; Loeys-Dietz syndrome 1 (TGFBR1), of its numbered series, is: cited with the link
+        (
+            "OMIM:615582",
+            "OMIM:609192",
+            "HP:0004959",
+            "series_weight",
+            {("OMIM:609192", "OMIM:615582", SIMILAR_TO)},
+        ),
+    ],
+)
+def test_related_omim_diseases_lend_their_terms_weakly(
+    store: SQLiteStore,
+    index: DiagnosisIndex,
+    borrower: str,
+    lender: str,
+    term: str,
+    weight: str,
+    links: set[tuple[str, str, str]],
 ) -> None:
-    # Marfan syndrome (FBN1) is not annotated with hypoplasia of the maxilla; Weill-Marchesani
-    # syndrome 2, another FBN1 disorder, is: the term is lent at a low frequency, cited.
-    wms2, maxilla, fbn1 = "OMIM:608328", "HP:0000327", "NCBIGene:2200"
-    assert not store.edges(subject=MARFAN, predicate=HAS_PHENOTYPE, object=maxilla)
-    assert store.edges(subject=wms2, predicate=HAS_PHENOTYPE, object=maxilla)
-    patient = {"phenotypes": [*top_terms(store, MARFAN, 4), maxilla]}
+    assert not store.edges(subject=borrower, predicate=HAS_PHENOTYPE, object=term)
+    assert store.edges(subject=lender, predicate=HAS_PHENOTYPE, object=term)
+    patient = {"phenotypes": [*top_terms(store, borrower, 4), term]}
     evidence = Evidence(store)
     result = diagnose(index, patient, evidence, top_k=10)
-    marfan = next(d for d in result["differential"] if d["disease"] == MARFAN)
-    item = next(i for i in marfan["supporting"] if i["phenotype"] == maxilla)
-    assert item["match"] == "exact" and item["frequency"] <= 0.1 and len(item["edges"]) == 3
-    assert item["lent_by"] == wms2
-    annotation, *genes = (evidence.refs[k].edge for k in item["citations"][1:])
-    assert (annotation["subject"], annotation["object"]) == (wms2, maxilla)
-    assert {(g["subject"], g["object"]) for g in genes} == {(fbn1, wms2), (fbn1, MARFAN)}
-    without = DiagnosisIndex.from_store(store, params=replace(index.params, allelic_weight=0))
-    d = index.disease_index[MARFAN]
-    assert without.disease_index[MARFAN] == d
+    candidate = next(d for d in result["differential"] if d["disease"] == borrower)
+    item = next(i for i in candidate["supporting"] if i["phenotype"] == term)
+    assert item["match"] == "exact" and item["frequency"] <= 0.1 and item["lent_by"] == lender
+    annotation, *cited = (evidence.refs[k].edge for k in item["citations"][1:])
+    assert (annotation["subject"], annotation["object"]) == (lender, term)
+    assert {(e["subject"], e["object"], e["predicate"]) for e in cited} == links
+    without = DiagnosisIndex.from_store(store, params=replace(index.params, **{weight: 0}))
+    d = index.disease_index[borrower]
+    assert without.disease_index[borrower] == d
     assert score_diseases(index, patient)[d] > score_diseases(without, patient)[d] + 0.5
     assert index.log_prior[d] == without.log_prior[d]  # lent terms do not make it better known
-    assert rank_of(index, patient, MARFAN) <= rank_of(without, patient, MARFAN)
+    assert rank_of(index, patient, borrower) <= rank_of(without, patient, borrower)
 
 
 def test_unknown_terms_are_reported_not_guessed(index: DiagnosisIndex) -> None:

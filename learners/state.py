@@ -29,7 +29,7 @@ from typing import Any
 
 from kg.settings import Settings
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2  # 2: the state records the version of each learner it holds
 MASK = (1 << 64) - 1
 
 
@@ -114,6 +114,8 @@ class LearnerState:
     format: int = STATE_FORMAT
     created: float = field(default_factory=time.time)
     saved: float = 0.0
+    learner_versions: dict[str, int] = field(default_factory=dict)
+    """Each learner's version when the state was saved (a class's version is not pickled)."""
 
     def versions(self) -> dict[str, str]:
         return {name: f"{lrn.name}@{lrn.version}" for name, lrn in self.learners.items()}
@@ -140,10 +142,10 @@ def load_state(path: Path, current: dict[str, type]) -> LearnerState | None:
     if not isinstance(state, LearnerState) or state.format != STATE_FORMAT:
         raise ValueError(f"learner state {path} has another format: start over with --reset")
     for name, cls in current.items():
-        saved = state.learners.get(name)
-        if saved is not None and saved.version != cls.version:
+        saved = state.learner_versions.get(name)
+        if name in state.learners and saved != cls.version:
             raise ValueError(
-                f"learner state {path} was saved by {name}@{saved.version}, this is "
+                f"learner state {path} was saved by {name}@{saved}, this is "
                 f"{name}@{cls.version}: start over with --reset"
             )
     return state
@@ -153,6 +155,7 @@ def save_state(state: LearnerState, path: Path) -> None:
     """Write the state atomically (a crash leaves the previous file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     state.saved = time.time()
+    state.learner_versions = {name: lrn.version for name, lrn in state.learners.items()}
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as f:
         pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)

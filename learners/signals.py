@@ -5,7 +5,10 @@ KG drug node) for a patient opens a window of ``window_days`` days (a new-user d
 within ``washout_days`` of the patient's first order or observation in the stream are taken as
 ongoing therapy and open nothing). An **event** is a KG-linked
 condition (ICD-10-CM) or phenotype (HPO), or an abnormal lab result (a LOINC-coded laboratory
-observation interpreted as high or low), counted only at its first occurrence for the patient
+observation interpreted as high or low), counted only at its first occurrence for the patient;
+codes that record a contact with health services rather than a clinical event (``non_events``:
+ICD-10-CM chapter 21, Z00-Z99, such as "Encounter for routine postpartum follow-up") are not
+events
 (incident, not prevalent). An event *follows* an exposure when it occurs between
 ``min_lag_days`` and ``window_days`` days after the drug start; the lag leaves out what was
 found in the same encounter as the order (mostly the drug's indication).
@@ -61,6 +64,7 @@ class SignalConfig:
     washout_days: float = 90.0
     min_count: int = 3
     lab_categories: tuple[str, ...] = ("laboratory", "lab")
+    non_events: tuple[str, ...] = ("ICD10CM:Z",)  # node id prefixes that are never events
     fade_delta: float = 0.002  # ADWIN confidence: smaller retires more cautiously
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,6 +74,7 @@ class SignalConfig:
             "washout_days": self.washout_days,
             "min_count": self.min_count,
             "lab_categories": list(self.lab_categories),
+            "non_events": list(self.non_events),
             "fade_delta": self.fade_delta,
         }
 
@@ -233,7 +238,7 @@ class SignalLearner:
     """
 
     name = "signal-bcpnn"
-    version = 1
+    version = 2  # 2: contacts with health services (ICD-10-CM Z codes) are not events
 
     def __init__(self, config: SignalConfig | None = None) -> None:
         self.config = config or SignalConfig()
@@ -307,6 +312,7 @@ class SignalLearner:
             and item.node_id is not None
             and item.status not in VOID_STATUSES
             and not getattr(item, "excluded", False)
+            and not item.node_id.startswith(self.config.non_events)
         ):
             self._occur(event.patient_id, item.node_id, t)
 

@@ -117,9 +117,9 @@ def test_ingest_learns_proposes_and_never_counts_twice(
         learned = out["learned"]
         assert learned["events_learned"] == out["events_total"] > 20_000
         assert learned["events_skipped"] == 0 and learned["patients"] == 164
-        assert learned["learners"] == {"signals": "signal-bcpnn@1"}
+        assert learned["learners"] == {"signals": "signal-bcpnn@2"}
         signals = learned["proposals"]["signals"]
-        assert signals["proposed"] >= 3 and signals["citation"].startswith("model:signal-bcpnn@1:")
+        assert signals["proposed"] >= 3 and signals["citation"].startswith("model:signal-bcpnn@2:")
 
         # the proposals are in the KG, cited by the learner's model with its data window
         edges = client.get(

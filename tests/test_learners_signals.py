@@ -40,7 +40,7 @@ from learners.signals import (
     disproportionality,
     lab_finding_key,
 )
-from learners.state import load_state, state_path
+from learners.state import load_state, new_state, save_state, state_path
 from learners.stream import LEARNERS, LearnSummary, learn, read_events
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,7 +48,7 @@ CLINOSIM_ARGS = ("-p", "250", "-s", "3", "--start", "2024-01-01", "--end", "2024
 CONFIG = SignalConfig(washout_days=0)
 SALT = "test-learners"
 ATORVASTATIN, AST_HIGH = "RXNORM:83367", "EVO:lab-LOINC-1920-8-high"
-MODEL_CITATION = re.compile(r"^model:signal-bcpnn@1:\d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d$")
+MODEL_CITATION = re.compile(r"^model:signal-bcpnn@2:\d{4}-\d\d-\d\d\.\.\d{4}-\d\d-\d\d$")
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +166,12 @@ def test_learn_proposes_cited_edges(learned: tuple[Path, Settings, LearnSummary]
         (cid,) = e.citations
         citation = store.get_citations([cid])[cid]
         assert MODEL_CITATION.match(cid) and citation.kind == "model"
-        assert citation.version == "1" and citation.date == cid.rsplit("..", 1)[1]
+        assert citation.version == "2" and citation.date == cid.rsplit("..", 1)[1]
         assert citation.details["min_count"] == 3 and "IC025" in citation.details["statistic"]
         assert store.get_node(e.subject).category == "biolink:Drug"
         assert store.get_node(e.object) is not None
         (change,) = store.changes(key=e.id)
-        assert (change.action, change.actor) == ("add_edge", "learner:signal-bcpnn@1")
+        assert (change.action, change.actor) == ("add_edge", "learner:signal-bcpnn@2")
     ast = store.get_node(AST_HIGH)
     assert ast.category == "biolink:ClinicalFinding" and ast.xrefs == ("LOINC:1920-8",)
     assert ast.name.startswith("Aspartate aminotransferase") and "above" in ast.name
@@ -300,6 +300,36 @@ def test_resume_after_a_crash_counts_nothing_twice(
         s.close()
 
 
+def test_contacts_with_health_services_are_not_events(records: Path, store: GraphStore) -> None:
+    """ICD-10-CM chapter 21 codes (encounters, screening, history) record a contact with health
+    services, not something that happened to the patient: never an adverse event."""
+    events, _ = read_events(records, store, "contacts")
+    counting_all = SignalLearner(replace(CONFIG, non_events=()))
+    learner = SignalLearner(CONFIG)
+    for event in events:
+        counting_all.learn_event(event)
+        learner.learn_event(event)
+    contacts = {e for e in counting_all.n_event if e.startswith("ICD10CM:Z")}
+    assert contacts  # the records have them, and they follow drug starts
+    assert not any(e.startswith("ICD10CM:Z") for e in learner.n_event)
+    others = {e: n for e, n in counting_all.n_event.items() if e not in contacts}
+    assert others == dict(learner.n_event) and learner.n == counting_all.n
+
+
+def test_a_state_saved_by_an_older_learner_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "state.pkl"
+    current = SignalLearner.version
+    with monkeypatch.context() as m:  # the learner as the release before this one had it
+        m.setattr(SignalLearner, "version", current - 1)
+        save_state(new_state({"signals": SignalLearner()}, Settings(pseudonym_salt="x")), path)
+    with pytest.raises(ValueError, match=rf"saved by signals@{current - 1}, this is signals@"):
+        load_state(path, LEARNERS)
+    save_state(new_state({"signals": SignalLearner()}, Settings(pseudonym_salt="x")), path)
+    assert load_state(path, LEARNERS).learner_versions == {"signals": current}
+
+
 def test_a_fading_signal_is_retracted(records: Path, store: GraphStore) -> None:
     """After the records, the same population again (new pseudonyms, later dates), then twice
     more without the statin users' raised AST: ADWIN sees the rate drop and retires it."""
@@ -329,7 +359,7 @@ def test_a_fading_signal_is_retracted(records: Path, store: GraphStore) -> None:
     after = store.get_edge(edge.id)
     assert after.status == Status.RETRACTED
     last = store.changes(key=edge.id)[-1]
-    assert (last.action, last.actor) == ("set_status", "learner:signal-bcpnn@1")
+    assert (last.action, last.actor) == ("set_status", "learner:signal-bcpnn@2")
     assert last.reason.startswith("signal faded: ADWIN saw the share of exposures")
     assert learner.stats(ATORVASTATIN, AST_HIGH).n11 == 0  # its evidence restarts
 
@@ -396,7 +426,7 @@ def test_eval_learners(records: Path, store: GraphStore, tmp_path: Path) -> None
     cli = CliRunner().invoke(app, [*args, "--washout-days", "0", "--json"])
     assert cli.exit_code == 0, cli.output
     result = json.loads(cli.stdout)
-    report = result["learners"]["signal-bcpnn@1"]
+    report = result["learners"]["signal-bcpnn@2"]
     assert report["exposures_scored"] > 100 and report["pairs_scored"] > 1_000
     assert 0 < report["log_loss"]["learner"] < 0.5 and 0 < report["log_loss"]["baseline"] < 0.5
     assert 0.5 < report["auc"]["learner"] <= 1

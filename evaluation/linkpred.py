@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from kg.vocab import INTERACTS_WITH, MEMBER_OF
 from learners.calibration import (
     auprc,
     auroc,
@@ -53,8 +54,6 @@ from learners.calibration import (
 from learners.kge import train_kge
 from learners.linkgraph import (
     DDI,
-    INTERACTS_WITH,
-    MEMBER_OF,
     TASKS,
     EdgeSplit,
     LinkGraph,

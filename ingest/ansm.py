@@ -59,14 +59,11 @@ from ingest.drugs import DRUG, DRUG_CLASS, DrugVocabulary, drug_vocabulary
 from ingest.source import SourceBatch
 from kg.model import Citation, Edge, Node, Synonym
 from kg.settings import Settings
+from kg.vocab import CLOSE_MATCH, INTERACTS_WITH, MEMBER_OF, SAME_AS
 
 CITATION_ID = "src:ansm-thesaurus"
 MATCHING_CITATION_ID = "src:evocdss-name-matching"
 DEFAULT_RELEASE = "2020-01"
-INTERACTS_WITH = "biolink:interacts_with"
-MEMBER_OF = "biolink:member_of"
-SAME_AS = "biolink:same_as"
-CLOSE_MATCH = "biolink:close_match"
 
 #: The severity scale, most severe first.
 SEVERITIES = ("contraindicated", "avoid", "precaution", "consider")

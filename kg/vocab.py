@@ -30,21 +30,32 @@ CATEGORIES = frozenset(
     }
 )
 
+#: Predicates that code refers to by name (each is also in ``PREDICATES``).
+SUBCLASS_OF = "biolink:subclass_of"
+MEMBER_OF = "biolink:member_of"
+INTERACTS_WITH = "biolink:interacts_with"
+HAS_PHENOTYPE = "biolink:has_phenotype"
+GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
+HAS_ADVERSE_EVENT = "biolink:has_adverse_event"
+SAME_AS = "biolink:same_as"
+CLOSE_MATCH = "biolink:close_match"
+SIMILAR_TO = "biolink:similar_to"
+
 #: Biolink Model predicates the KG accepts on edges.
 PREDICATES = frozenset(
     {
-        "biolink:subclass_of",
-        "biolink:member_of",
+        SUBCLASS_OF,
+        MEMBER_OF,
         "biolink:has_member",
-        "biolink:interacts_with",
-        "biolink:has_phenotype",
-        "biolink:gene_associated_with_condition",
+        INTERACTS_WITH,
+        HAS_PHENOTYPE,
+        GENE_TO_DISEASE,
         "biolink:contraindicated_in",
         "biolink:treats",
-        "biolink:has_adverse_event",
-        "biolink:same_as",
-        "biolink:close_match",
-        "biolink:similar_to",
+        HAS_ADVERSE_EVENT,
+        SAME_AS,
+        CLOSE_MATCH,
+        SIMILAR_TO,
         "biolink:related_to",
         "biolink:has_criterion",
         "biolink:disjoint_with",

@@ -26,19 +26,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from kg.vocab import TRUSTED_STATUSES, Status
+from kg.vocab import (
+    CLOSE_MATCH,
+    GENE_TO_DISEASE,
+    HAS_PHENOTYPE,
+    INTERACTS_WITH,
+    MEMBER_OF,
+    SAME_AS,
+    SUBCLASS_OF,
+    TRUSTED_STATUSES,
+    Status,
+)
 
 if TYPE_CHECKING:
     from kg.model import GraphArrays
     from kg.store import GraphStore
 
-INTERACTS_WITH = "biolink:interacts_with"
-MEMBER_OF = "biolink:member_of"
-HAS_PHENOTYPE = "biolink:has_phenotype"
-SUBCLASS_OF = "biolink:subclass_of"
-GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
-SAME_AS = "biolink:same_as"
-CLOSE_MATCH = "biolink:close_match"
 
 SUBSTANCE, DRUG_CLASS, PHARMACOLOGIC_CLASS = "substance", "drug_class", "pharmacologic_class"
 DISEASE, PHENOTYPE, GENE = "disease", "phenotype", "gene"

@@ -42,9 +42,8 @@ from river import drift
 from ingest.patient import Event, MedicationItem, ObservationItem
 from kg.model import Citation, Edge, Node, edge_id
 from kg.store import GraphStore
-from kg.vocab import Status
+from kg.vocab import HAS_ADVERSE_EVENT, Status
 
-ADVERSE_EVENT = "biolink:has_adverse_event"
 LOINC_SYSTEM = "http://loinc.org"
 DAY = 86_400.0
 
@@ -203,7 +202,7 @@ class Signal:
 
     @property
     def edge_id(self) -> str:
-        return edge_id(self.drug, ADVERSE_EVENT, self.event)
+        return edge_id(self.drug, HAS_ADVERSE_EVENT, self.event)
 
 
 @dataclass
@@ -456,7 +455,7 @@ class SignalLearner:
         """Read the curators' rejections: rejected pairs are never proposed again."""
         self.rejected = {
             (e.subject, e.object)
-            for e in store.edges(predicate=ADVERSE_EVENT, statuses=[Status.REJECTED])
+            for e in store.edges(predicate=HAS_ADVERSE_EVENT, statuses=[Status.REJECTED])
         }
         for pair in self.rejected & self.active.keys():
             del self.active[pair]
@@ -470,7 +469,7 @@ class SignalLearner:
         result = FlushResult()
         signals = self.signals()
         ids = [s.edge_id for s in signals] + [
-            edge_id(d, ADVERSE_EVENT, e) for d, e in self.written | set(self.retiring)
+            edge_id(d, HAS_ADVERSE_EVENT, e) for d, e in self.written | set(self.retiring)
         ]
         existing = {i: e for i in dict.fromkeys(ids) if (e := store.get_edge(i)) is not None}
         citation = self.citation()
@@ -503,7 +502,7 @@ class SignalLearner:
             )
         live = {(s.drug, s.event) for s in signals}
         for pair in sorted(self.written - live):
-            eid = edge_id(pair[0], ADVERSE_EVENT, pair[1])
+            eid = edge_id(pair[0], HAS_ADVERSE_EVENT, pair[1])
             old = existing.get(eid)
             if old is not None and old.status == Status.PROPOSED:
                 reason = self.retiring.get(pair) or self._below_threshold(pair)
@@ -540,7 +539,7 @@ class SignalLearner:
     def _edge(self, s: Signal, citation: str) -> Edge:
         return Edge(
             subject=s.drug,
-            predicate=ADVERSE_EVENT,
+            predicate=HAS_ADVERSE_EVENT,
             object=s.event,
             citations=(citation,),
             status=Status.PROPOSED,

@@ -19,7 +19,7 @@ from typing import Any
 
 from kg.model import Citation, Edge, Node, Synonym
 from kg.store import GraphStore
-from kg.vocab import Status
+from kg.vocab import INTERACTS_WITH, MEMBER_OF, SUBCLASS_OF, Status
 from ontology.axioms import Axiom, rule_fields
 from ontology.reasoning import DRUG_CATEGORIES, DRUG_CLASS
 
@@ -71,7 +71,7 @@ def axiom_edges(axiom: Axiom, category: dict[str, str]) -> list[tuple[str, str, 
         return []
     if axiom.kind == "subclass":
         drug = category.get(t[0]) in DRUG_CATEGORIES and category.get(t[1]) == DRUG_CLASS
-        return [(t[0], "biolink:member_of" if drug else "biolink:subclass_of", t[1], {})]
+        return [(t[0], MEMBER_OF if drug else SUBCLASS_OF, t[1], {})]
     if axiom.kind == "disjoint":
         return [(t[0], "biolink:disjoint_with", t[1], {})]
     if axiom.kind == "rule":
@@ -79,8 +79,8 @@ def axiom_edges(axiom: Axiom, category: dict[str, str]) -> list[tuple[str, str, 
         q = {k: f[k] for k in ("severity", "mechanism", "management") if f[k]}
         q |= {"source_section": f["section"], "source_date": f["date"], "rule": f"{t[0]}|{t[1]}"}
         return [
-            (t[0], "biolink:interacts_with", t[1], q),
-            (t[1], "biolink:interacts_with", t[0], q),
+            (t[0], INTERACTS_WITH, t[1], q),
+            (t[1], INTERACTS_WITH, t[0], q),
         ]
     return []
 
@@ -119,11 +119,9 @@ def plan_sync(
             sync.edges.append(Edge(s, p, o, cites(new[axiom], source), Status.CURATED, 1.0, q))
     for s, o in sorted(new_inferred - old_inferred):
         q = {"entailed_by": "HermiT", "ontology_version": number}
-        sync.edges.append(
-            Edge(s, "biolink:member_of", o, cites(changeset), Status.INFERRED, 1.0, q)
-        )
+        sync.edges.append(Edge(s, MEMBER_OF, o, cites(changeset), Status.INFERRED, 1.0, q))
     gone = [k for a in set(old) - set(new) for k in axiom_edges(a, category)]
-    gone += [(s, "biolink:member_of", o, {}) for s, o in old_inferred - new_inferred]
+    gone += [(s, MEMBER_OF, o, {}) for s, o in old_inferred - new_inferred]
     kept = {(e.subject, e.predicate, e.object) for e in sync.edges}
     ids = sorted({Edge(s, p, o).id for s, p, o, _ in gone if (s, p, o) not in kept})
     sync.retract = [eid for eid in ids if store.get_edge(eid) is not None]

@@ -16,13 +16,13 @@ from typing import Any
 from kg.export import EVO
 from kg.model import Edge
 from kg.store import GraphStore
-from kg.vocab import Status
+from kg.vocab import INTERACTS_WITH, MEMBER_OF, Status
 from ontology.rdf_io import CITATION_BASE, DCT, to_graph
 from ontology.terms import ONTOLOGY_IRI, iri
 from ontology.versions import Repository
 
 PROV = "http://www.w3.org/ns/prov#"
-SLICE_PREDICATES = ("biolink:member_of", "biolink:interacts_with")
+SLICE_PREDICATES = (MEMBER_OF, INTERACTS_WITH)
 FORMATS = {"turtle": "turtle", "ttl": "turtle", "json-ld": "json-ld", "jsonld": "json-ld"}
 
 

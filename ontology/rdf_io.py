@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from kg.vocab import INTERACTS_WITH
 from ontology.axioms import Axiom, disjoint
 from ontology.terms import (
     CATEGORY,
     CHANGESET,
-    INTERACTS_WITH,
     MANAGEMENT,
     MECHANISM,
     OBO_REPLACED_BY,

@@ -19,11 +19,9 @@ from collections.abc import Iterable
 
 from kg.model import Node
 from kg.store import GraphStore
-from kg.vocab import CATEGORIES
+from kg.vocab import CATEGORIES, INTERACTS_WITH, MEMBER_OF, SUBCLASS_OF
 from ontology.axioms import Axiom, disjoint
 
-SUBCLASS_OF = "biolink:subclass_of"
-MEMBER_OF = "biolink:member_of"
 DRUG, DRUG_CLASS = "biolink:Drug", "biolink:DrugClass"
 #: Top categories no class may fall under two of.
 DISJOINT_TOPS = (
@@ -79,7 +77,7 @@ def base_axioms(store: GraphStore) -> set[Axiom]:
             parents.setdefault(e.subject, set()).add(e.object)
     ansm = {
         x
-        for e in store.edges(predicate="biolink:interacts_with")
+        for e in store.edges(predicate=INTERACTS_WITH)
         for x in (e.subject, e.object)
         if x.startswith("ANSM:")
     }

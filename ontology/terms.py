@@ -16,7 +16,6 @@ MECHANISM = f"{VOCAB}mechanism"
 MANAGEMENT = f"{VOCAB}management"
 SECTION = f"{VOCAB}section"
 CHANGESET = f"{VOCAB}changeset"
-INTERACTS_WITH = "biolink:interacts_with"
 
 _BY_LENGTH = sorted(((base, prefix) for prefix, base in PREFIXES.items()), key=lambda x: -len(x[0]))
 _EVO_ID = f"{EVO}id/"

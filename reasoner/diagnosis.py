@@ -71,17 +71,19 @@ import numpy as np
 
 from kg.model import Edge
 from kg.store import GraphStore
-from kg.vocab import TRUSTED_STATUSES
+from kg.vocab import (
+    GENE_TO_DISEASE,
+    HAS_PHENOTYPE,
+    SAME_AS,
+    SIMILAR_TO,
+    SUBCLASS_OF,
+    TRUSTED_STATUSES,
+)
 from reasoner.answer import Evidence
 
 MODEL_NAME = "evocdss-phenotype-lr"
 #: 2: allelic disorders lend terms; 3: Orphanet lends through name links; 4: numbered series
 MODEL_VERSION = "4"
-HAS_PHENOTYPE = "biolink:has_phenotype"
-GENE_TO_DISEASE = "biolink:gene_associated_with_condition"
-SAME_AS = "biolink:same_as"
-SIMILAR_TO = "biolink:similar_to"
-SUBCLASS_OF = "biolink:subclass_of"
 PHENOTYPIC_ABNORMALITY = "HP:0000118"
 SEX_GROUPS = {"": 0, "MALE": 1, "FEMALE": 2}
 

@@ -9,7 +9,7 @@ from typing import Any
 from kg.model import Edge, Node
 from kg.store import GraphStore
 from kg.traverse import paths
-from kg.vocab import TRUSTED_STATUSES, Status
+from kg.vocab import INTERACTS_WITH, MEMBER_OF, TRUSTED_STATUSES, Status
 
 #: The one severity scale of drug problems, most severe first.
 SEVERITIES = ("contraindicated", "avoid", "precaution", "consider")
@@ -32,7 +32,7 @@ def memberships(store: GraphStore, node_ids: Sequence[str]) -> dict[str, list[Ed
     out: dict[str, list[Edge]] = {n: [] for n in node_ids}
     for edge in store.neighbors(
         node_ids,
-        predicates=["biolink:member_of"],
+        predicates=[MEMBER_OF],
         direction="out",
         statuses=sorted(TRUSTED_STATUSES),
         per_node=200,
@@ -46,9 +46,7 @@ def interactions(store: GraphStore, entity_ids: Iterable[str]) -> dict[str, list
     by entity, trusted or proposed (proposed ones are labelled as such by the caller)."""
     ids = list(dict.fromkeys(entity_ids))
     out: dict[str, list[Edge]] = {n: [] for n in ids}
-    for edge in store.edges_between(
-        ids, predicates=["biolink:interacts_with"], statuses=list(VISIBLE)
-    ):
+    for edge in store.edges_between(ids, predicates=[INTERACTS_WITH], statuses=list(VISIBLE)):
         out[edge.subject].append(edge)
         if edge.object != edge.subject:
             out[edge.object].append(edge)

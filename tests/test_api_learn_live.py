@@ -31,7 +31,8 @@ from kg import open_store
 from kg.model import Node
 from kg.settings import Settings
 from kg.store import GraphStore
-from learners.signals import ADVERSE_EVENT, SignalConfig
+from kg.vocab import HAS_ADVERSE_EVENT
+from learners.signals import SignalConfig
 from learners.state import StateBusy, load_state, state_path
 from learners.stream import LEARNERS, learn
 
@@ -124,7 +125,7 @@ def test_ingest_learns_proposes_and_never_counts_twice(
         # the proposals are in the KG, cited by the learner's model with its data window
         edges = client.get(
             "/v1/kg/edges",
-            params={"subject": ATORVASTATIN, "predicate": ADVERSE_EVENT, "status": "proposed"},
+            params={"subject": ATORVASTATIN, "predicate": HAS_ADVERSE_EVENT, "status": "proposed"},
         ).json()
         (statin,) = [e for e in edges["edges"] if e["object"] == AST_HIGH]
         (cid,) = statin["citations"]
@@ -163,7 +164,7 @@ def test_ingest_learns_proposes_and_never_counts_twice(
     assert summary.events_learned == out["events_total"]
 
     def content(s: GraphStore) -> list:
-        edges = s.edges(predicate=ADVERSE_EVENT)
+        edges = s.edges(predicate=HAS_ADVERSE_EVENT)
         return sorted((e.subject, e.object, e.status, e.confidence, e.citations) for e in edges)
 
     assert content(cli_store) == content(store) != []

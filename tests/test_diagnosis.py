@@ -14,18 +14,9 @@ from ingest.hpo import load_hpo
 from kg.model import Citation, Edge
 from kg.settings import Settings
 from kg.sqlite_store import SQLiteStore
-from kg.vocab import Status
+from kg.vocab import GENE_TO_DISEASE, HAS_PHENOTYPE, SAME_AS, SIMILAR_TO, Status
 from reasoner.answer import Evidence
-from reasoner.diagnosis import (
-    GENE_TO_DISEASE,
-    HAS_PHENOTYPE,
-    SAME_AS,
-    SIMILAR_TO,
-    DiagnosisIndex,
-    diagnose,
-    ranking,
-    score_diseases,
-)
+from reasoner.diagnosis import DiagnosisIndex, diagnose, ranking, score_diseases
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASES = SHARED_DATA / "phenopackets" / "dev.jsonl"

@@ -14,8 +14,6 @@ import pytest
 from ingest.hpo import (
     MAX_SERIES,
     RAW_FILES,
-    SAME_AS,
-    SIMILAR_TO,
     load_hpo,
     name_matches,
     raw_dir,
@@ -25,6 +23,7 @@ from ingest.source import SourceBatch
 from kg.model import Edge
 from kg.settings import Settings
 from kg.sqlite_store import SQLiteStore
+from kg.vocab import SAME_AS, SIMILAR_TO
 
 ROOT = Path(__file__).resolve().parents[1]
 SEIZURE, PHENOTYPIC_ABNORMALITY = "HP:0001250", "HP:0000118"

@@ -31,10 +31,9 @@ from kg import open_store
 from kg.model import Node
 from kg.settings import Settings
 from kg.store import GraphStore
-from kg.vocab import Status
+from kg.vocab import HAS_ADVERSE_EVENT, Status
 from learners.proposals import ProposalError, accept, list_proposals, reject, show
 from learners.signals import (
-    ADVERSE_EVENT,
     SignalConfig,
     SignalLearner,
     disproportionality,
@@ -120,7 +119,7 @@ def learned_copy(
 
 
 def adverse_edges(store: GraphStore) -> list:
-    return store.edges(predicate=ADVERSE_EVENT)
+    return store.edges(predicate=HAS_ADVERSE_EVENT)
 
 
 def test_disproportionality_statistics() -> None:

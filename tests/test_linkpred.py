@@ -17,12 +17,11 @@ import pytest
 from evaluation.linkpred import CONFIGS, _metrics, adamic_adar
 from kg import open_store
 from kg.store import GraphStore
-from kg.vocab import Status
+from kg.vocab import MEMBER_OF, Status
 from learners.calibration import PlattScaler, auprc, auroc, ranking_metrics, roc_curve
 from learners.linkgraph import (
     DDI,
     DISEASE_PHENOTYPE,
-    MEMBER_OF,
     LinkGraph,
     PathCounts,
     build_graph,

@@ -43,6 +43,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import version
+from itertools import combinations
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -609,15 +610,15 @@ def series_links(names: dict[str, str]) -> list[tuple[str, str]]:
     (``SERIES_NUMBER``), and the series has at most ``MAX_SERIES`` members."""
     series: dict[str, list[str]] = defaultdict(list)
     for disease, name in names.items():
-        stem = SERIES_NUMBER.sub("", name.lower().strip())
-        if disease.startswith("OMIM:") and stem and stem != name.lower().strip():
+        lowered = name.lower().strip()
+        stem = SERIES_NUMBER.sub("", lowered)
+        if disease.startswith("OMIM:") and stem and stem != lowered:
             series[stem].append(disease)
     return sorted(
-        (a, b)
+        pair
         for members in series.values()
         if len(members) <= MAX_SERIES
-        for i, a in enumerate(sorted(members))
-        for b in sorted(members)[i + 1 :]
+        for pair in combinations(sorted(members), 2)
     )
 
 

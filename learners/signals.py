@@ -5,11 +5,10 @@ KG drug node) for a patient opens a window of ``window_days`` days (a new-user d
 within ``washout_days`` of the patient's first order or observation in the stream are taken as
 ongoing therapy and open nothing). An **event** is a KG-linked
 condition (ICD-10-CM) or phenotype (HPO), or an abnormal lab result (a LOINC-coded laboratory
-observation interpreted as high or low), counted only at its first occurrence for the patient;
-codes that record a contact with health services rather than a clinical event (``non_events``:
-ICD-10-CM chapter 21, Z00-Z99, such as "Encounter for routine postpartum follow-up") are not
-events
-(incident, not prevalent). An event *follows* an exposure when it occurs between
+observation interpreted as high or low), counted only at its first occurrence for the patient
+(incident, not prevalent). Codes that record a contact with health services rather than a
+clinical event (``non_events``: ICD-10-CM chapter 21, Z00-Z99, such as "Encounter for routine
+postpartum follow-up") are not events. An event *follows* an exposure when it occurs between
 ``min_lag_days`` and ``window_days`` days after the drug start; the lag leaves out what was
 found in the same encounter as the order (mostly the drug's indication).
 

@@ -249,8 +249,9 @@ def _build(
     genes_of: dict[str, dict[str, str]] = defaultdict(dict)  # disease -> gene -> edge id
     for e in store.edges(predicate=GENE_TO_DISEASE, statuses=trusted):
         genes_of[e.object][e.subject] = e.id
-    lent = _orphanet_rows(store, rows, genes_of, term_index, params)
-    lent.update(_related_rows(store, rows, genes_of, params, lent))
+    omim_terms, diseases_of = _terms_of(rows), _diseases_of(genes_of)
+    lent = _orphanet_rows(store, omim_terms, genes_of, diseases_of, term_index, params)
+    lent.update(_related_rows(store, rows, omim_terms, genes_of, diseases_of, params, lent))
     rows += lent.values()
     rows.sort()
     annotated = sorted({r[0] for r in rows if not r[2]})
@@ -313,8 +314,9 @@ def _build(
 
 def _orphanet_rows(
     store: GraphStore,
-    rows: list[tuple],
+    omim_terms: dict[str, set[int]],
     genes_of: dict[str, dict[str, str]],
+    diseases_of: dict[str, set[str]],
     term_index: dict[str, int],
     params: ModelParams,
 ) -> dict[tuple[str, int], tuple]:
@@ -328,8 +330,6 @@ def _orphanet_rows(
     the Orphanet ``has_phenotype`` edge; keyed by (disease, term index)."""
     if params.orphanet_weight <= 0:
         return {}
-    diseases_of = _diseases_of(genes_of)
-    omim_terms = _terms_of(rows)
     lent: dict[tuple[str, int], tuple] = {}
     same_as = _same_as_omim(store, omim_terms)
     for e in store.edges(predicate=HAS_PHENOTYPE, statuses=sorted(TRUSTED_STATUSES)):
@@ -376,7 +376,9 @@ def _same_as_omim(
 def _related_rows(
     store: GraphStore,
     rows: list[tuple],
+    omim_terms: dict[str, set[int]],
     genes_of: dict[str, dict[str, str]],
+    diseases_of: dict[str, set[str]],
     params: ModelParams,
     taken: dict[tuple[str, int], tuple],
 ) -> dict[tuple[str, int], tuple]:
@@ -386,8 +388,7 @@ def _related_rows(
     (``taken``) are lent, at the relation's weight times their frequency, each citing the
     lender's ``has_phenotype`` edge and the edges that relate the two diseases; per (disease,
     term index) the highest frequency is kept."""
-    omim_terms = _terms_of(rows)
-    relatives = _relatives(store, genes_of, omim_terms, params)
+    relatives = _relatives(store, omim_terms, genes_of, diseases_of, params)
     lent: dict[tuple[str, int], tuple] = {}
     for lender, t, negated, f, sex, raw, (edge_id,), *_ in rows:
         if negated:
@@ -403,8 +404,9 @@ def _related_rows(
 
 def _relatives(
     store: GraphStore,
-    genes_of: dict[str, dict[str, str]],
     omim_terms: dict[str, set[int]],
+    genes_of: dict[str, dict[str, str]],
+    diseases_of: dict[str, set[str]],
     params: ModelParams,
 ) -> dict[str, list[tuple[str, tuple[str, ...], float]]]:
     """Annotated OMIM disease -> (related annotated OMIM disease, the edges relating them, the
@@ -413,7 +415,6 @@ def _relatives(
     ``series_weight``; a relation of weight 0 is left out."""
     relatives: dict[str, list[tuple[str, tuple[str, ...], float]]] = defaultdict(list)
     if params.allelic_weight > 0:
-        diseases_of = _diseases_of(genes_of)
         for lender in sorted(d for d in genes_of if d in omim_terms):
             for gene in sorted(genes_of[lender]):
                 for d in sorted(diseases_of[gene] - {lender}):

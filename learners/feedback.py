@@ -179,21 +179,30 @@ def model_path(settings: Settings) -> Path:
 
 
 def save_model(model: OverrideModel, path: Path) -> None:
-    """Write the model (write-then-rename)."""
+    """Write the model with its name and version (write-then-rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    saved = {"name": model.name, "version": model.version, "model": model}
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    tmp.write_bytes(pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL))
     tmp.replace(path)
 
 
 def load_model(path: Path) -> OverrideModel | None:
-    """The model saved at ``path`` by this program, or None when there is none."""
+    """The model saved at ``path`` by this version of it, or None when there is none.
+
+    A file saved by another version (or not by ``save_model``) is refused: ``version`` is a
+    class attribute, so only the name and version written beside the model tell which version
+    saved it."""
     if not path.exists():
         return None
-    model = pickle.loads(path.read_bytes())
-    if not isinstance(model, OverrideModel) or model.version != OverrideModel.version:
-        raise ValueError(f"{path} is not an {OverrideModel.name}@{OverrideModel.version} model")
-    return model
+    saved = pickle.loads(path.read_bytes())
+    wanted = f"{OverrideModel.name}@{OverrideModel.version}"
+    if not isinstance(saved, dict) or not isinstance(saved.get("model"), OverrideModel):
+        raise ValueError(f"{path} is not an {wanted} model")
+    found = f"{saved.get('name')}@{saved.get('version')}"
+    if found != wanted:
+        raise ValueError(f"{path} holds a {found} model, not {wanted}")
+    return saved["model"]
 
 
 def _field(problem: Any, name: str) -> Any:

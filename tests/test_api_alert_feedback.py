@@ -3,6 +3,7 @@ and tiers the next cards (never a contraindicated one), and it survives a restar
 
 from __future__ import annotations
 
+import pickle
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,6 +164,13 @@ def test_overridden_cards_are_tiered_lower_and_the_model_survives_a_restart(
         assert "trained on 60 clinician decisions" in restarted["cards"][1]["detail"]
         decide(again, {card_about(restarted, "Ibuprofen")["uuid"]: "overridden"})
         assert "trained on 61 " in card_about(sign(again, [IBUPROFEN]), "Ibuprofen")["detail"]
+
+    # a model file written by another version is not used: the model is rebuilt from the feedback
+    model_path(app_settings).write_bytes(pickle.dumps(saved))  # the model without its version
+    with client_of(built_kg, app_settings) as rebuilt:
+        assert "trained on 61 " in card_about(sign(rebuilt, [IBUPROFEN]), "Ibuprofen")["detail"]
+    resaved = load_model(model_path(app_settings))
+    assert resaved is not None and resaved.seen == 61 and resaved.position == 61
 
 
 def test_a_contraindicated_card_is_never_downgraded(client: TestClient) -> None:

@@ -4,6 +4,7 @@ problems the real medication check finds."""
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -121,3 +122,18 @@ def test_feedback_records_files_and_models(problems: list, tmp_path: Path) -> No
         q for _, q, _ in prioritise(problems, model)
     ]
     assert load_model(tmp_path / "none.pkl") is None
+
+
+def test_a_model_saved_by_another_version_is_refused(
+    problems: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = feedback(problems, lambda p, i: "overridden" if i % 2 else "accepted", 10)
+    path = tmp_path / "alert.pkl"
+    save_model(train_from(records), path)
+    monkeypatch.setattr(OverrideModel, "version", OverrideModel.version + 1)
+    with pytest.raises(ValueError, match=r"holds a alert-override@1 model, not alert-override@2"):
+        load_model(path)
+    bare = tmp_path / "bare.pkl"  # a pickled model without its version, as format 1 wrote it
+    bare.write_bytes(pickle.dumps(train_from(records)))
+    with pytest.raises(ValueError, match=r"bare\.pkl is not an alert-override@2 model"):
+        load_model(bare)

@@ -442,13 +442,19 @@ class PathCounts:
     more: the weighted paths N-T (a node like one end is linked to the other) and N-T-N.
     """
 
-    size = 12  # without ``similar``
-    similar_size = 2  # added with ``similar``
+    COUNTS = ("t2", "t3", "a2", "a3", "adamic_adar_t", "st", "sst", "sts")
+    SIMILAR = ("nt", "ntn")  # added with ``similar``
+    DEGREES = ("degree_sum_t", "degree_product_t", "degree_sum_a", "degree_product_a")
+
+    @staticmethod
+    def names(similar: bool) -> list[str]:
+        """The features' names in column order, with or without the paths through ``similar``."""
+        return [*PathCounts.COUNTS, *(PathCounts.SIMILAR if similar else ()), *PathCounts.DEGREES]
 
     @staticmethod
     def width(similar: bool) -> int:
         """Features per pair, with or without the paths through ``similar``."""
-        return PathCounts.size + (PathCounts.similar_size if similar else 0)
+        return len(PathCounts.names(similar))
 
     def __init__(
         self, graph: LinkGraph, target_edges: np.ndarray, similar: Any | None = None

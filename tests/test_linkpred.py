@@ -230,12 +230,13 @@ def test_path_counts_of_pairs_match_the_grid_and_count_paths() -> None:
     pairs = np.stack(np.meshgrid(rows, cols, indexing="ij"), axis=-1).reshape(-1, 2)
     assert np.allclose(counts(pairs).reshape(grid.shape), grid)
     assert np.allclose(grid, grid.transpose(1, 0, 2))  # symmetric in a, b
-    common = np.expm1(grid[..., 0])  # common neighbours on the interactions
+    column = PathCounts.names(False).index
+    common = np.expm1(grid[..., column("t2")])  # common neighbours on the interactions
     assert common[at[a], at[b]] == pytest.approx(2) and common[at[a], at[e]] == pytest.approx(1)
     # e shares class k with a, which interacts with c: one S-S-T path ("drugs like e interact
     # with c"); and k reaches d through two members that interact with it (S-T)
-    assert np.expm1(grid[at[e], at[c], 6]) == pytest.approx(1)
-    assert np.expm1(grid[at[k], at[d], 5]) == pytest.approx(2)
+    assert np.expm1(grid[at[e], at[c], column("sst")]) == pytest.approx(1)
+    assert np.expm1(grid[at[k], at[d], column("st")]) == pytest.approx(2)
 
 
 def test_name_features_are_built_from_the_node_names(ddi: LinkGraph) -> None:
@@ -286,12 +287,13 @@ def test_path_counts_through_similar_names() -> None:
     counts = PathCounts(graph, graph.positives, similar)
     nodes = np.arange(4)
     grid = counts.grid(nodes, nodes)
-    assert counts.size == grid.shape[-1] == PathCounts.size + PathCounts.similar_size
+    assert counts.size == grid.shape[-1] == PathCounts.width(True)
     assert np.allclose(grid, grid.transpose(1, 0, 2))
     # a's name is like b's, and b interacts with d: one N-T path of weight 0.5 from a to d
-    assert np.expm1(grid[at[a], at[d], 8]) == pytest.approx(0.5)
-    assert np.expm1(grid[at[a], at[c], 8]) == pytest.approx(0)  # a-c itself is T, not N-T
-    assert PathCounts(graph, graph.positives).size == PathCounts.size
+    nt = PathCounts.names(True).index("nt")
+    assert np.expm1(grid[at[a], at[d], nt]) == pytest.approx(0.5)
+    assert np.expm1(grid[at[a], at[c], nt]) == pytest.approx(0)  # a-c itself is T, not N-T
+    assert PathCounts(graph, graph.positives).size == PathCounts.width(False)
 
 
 def test_name_neighbours_link_drugs_named_alike(ddi: LinkGraph, predictor: LinkPredictor) -> None:
@@ -302,7 +304,7 @@ def test_name_neighbours_link_drugs_named_alike(ddi: LinkGraph, predictor: LinkP
     assert at["ANSM:atorvastatine"] in row.indices and at["ANSM:warfarine"] not in row.indices
     # the DDI model's pair features count paths through them
     assert CONFIGS["ddi"].name_paths
-    assert predictor.path_counts().size == PathCounts.size + PathCounts.similar_size
+    assert predictor.path_counts().size == PathCounts.width(True)
 
 
 def test_ddi_graph_holds_each_ansm_pair_once(ddi: LinkGraph) -> None:
@@ -374,7 +376,7 @@ def test_calibrated_model_sees_the_calibration_edges(
         )
     finally:
         predictor.see(visible)
-    degree_sum = PathCounts.width(CONFIGS["ddi"].name_paths) - 4  # log(1 + degree) of a and b
+    degree_sum = PathCounts.names(CONFIGS["ddi"].name_paths).index("degree_sum_t")
     assert (seen[:, degree_sum] > unseen[:, degree_sum]).all()
     # drugs whose every known interaction is in the calibration split: unknown before
     only_in_calibration = np.setdiff1d(split.calibration, split.train)

@@ -46,11 +46,10 @@ SCHEMA = [
     "CREATE INDEX rel_predicate IF NOT EXISTS FOR ()-[r:REL]-() ON (r.predicate)",
 ]
 
-EDGE_RETURN = (
-    "a.id AS s, r.predicate AS p, b.id AS o, r.status AS status, r.confidence AS confidence, "
-    "r.qualifiers AS qualifiers, r.citations AS citations, r.created AS created, "
-    "r.updated AS updated"
-)
+EDGE_COLUMNS = {"s": "a.id", "p": "r.predicate", "o": "b.id"} | {  # what ``_edge`` reads
+    k: f"r.{k}" for k in ("status", "confidence", "qualifiers", "citations", "created", "updated")
+}
+EDGE_RETURN = ", ".join(f"{expr} AS {name}" for name, expr in EDGE_COLUMNS.items())
 CHUNK = 5_000
 
 
@@ -380,27 +379,31 @@ class Neo4jStore:
         if direction not in ("out", "in", "both"):
             raise ValueError(f"direction must be out, in or both, not {direction!r}")
         where = _filters(predicates, statuses)
-        patterns = []
+        parts = []  # one subquery per direction, each limited on its own
         if direction in ("out", "both"):
-            patterns.append(("(n)-[r:REL]->(b)", "n AS a", "p, o"))
-        if direction in ("in", "both"):
-            patterns.append(("(a)-[r:REL]->(n)", "n AS b", "p, s"))
-        rows = []
-        for pattern, alias, order in patterns:
-            rows += self._query(
-                "UNWIND $nodes AS nid MATCH (n:Node {id: nid}) "
-                f"CALL (n) {{ MATCH {pattern} WHERE {where} WITH {alias}, r, "
-                f"{'b' if alias.endswith('a') else 'a'} RETURN {EDGE_RETURN} "
-                f"ORDER BY {order} LIMIT $k }} "
-                "RETURN s, p, o, status, confidence, qualifiers, citations, created, updated",
-                nodes=list(dict.fromkeys(nodes)),
-                predicates=list(predicates or []),
-                statuses=list(statuses or []),
-                k=per_node,
+            parts.append(
+                f"MATCH (n)-[r:REL]->(b) WHERE {where} WITH n AS a, r, b "
+                f"RETURN {EDGE_RETURN} ORDER BY p, o LIMIT $k"
             )
+        if direction in ("in", "both"):
+            parts.append(
+                f"MATCH (a)-[r:REL]->(n) WHERE {where} WITH a, r, n AS b "
+                f"RETURN {EDGE_RETURN} ORDER BY p, s LIMIT $k"
+            )
+        # one round trip, and one record holding every row: per-record Bolt messages cost more
+        # than the rows themselves
+        rows = self._query(
+            "UNWIND $nodes AS nid MATCH (n:Node {id: nid}) "
+            f"CALL (n) {{ {' UNION ALL '.join(parts)} }} "
+            f"RETURN collect([{', '.join(EDGE_COLUMNS)}]) AS rows",
+            nodes=list(dict.fromkeys(nodes)),
+            predicates=list(predicates or []),
+            statuses=list(statuses or []),
+            k=per_node,
+        )
         seen: dict[str, Edge] = {}
-        for rec in rows:
-            edge = _edge(rec)
+        for row in rows[0]["rows"]:
+            edge = _edge(dict(zip(EDGE_COLUMNS, row, strict=True)))
             seen.setdefault(edge.id, edge)
         return list(seen.values())
 

@@ -91,7 +91,8 @@ class GraphStore(Protocol):
         per_node: int = 100,
     ) -> list[Edge]:
         """Edges touching each of ``nodes`` (``out``, ``in`` or ``both``), at most ``per_node``
-        per node and direction (the most confident first), so hubs cannot blow up a query."""
+        per node and direction (the first by predicate, then the other end's id), so hubs cannot
+        blow up a query."""
         ...
 
     def edges_between(

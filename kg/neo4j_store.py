@@ -390,21 +390,26 @@ class Neo4jStore:
                 f"MATCH (a)-[r:REL]->(n) WHERE {where} WITH a, r, n AS b "
                 f"RETURN {EDGE_RETURN} ORDER BY p, s LIMIT $k"
             )
-        # one round trip, and one record holding every row: per-record Bolt messages cost more
-        # than the rows themselves
-        rows = self._query(
+        # the rows come back collected in one record (per-record Bolt messages cost more than the
+        # rows themselves), so each query takes only as many nodes as keep it to CHUNK rows
+        cypher = (
             "UNWIND $nodes AS nid MATCH (n:Node {id: nid}) "
             f"CALL (n) {{ {' UNION ALL '.join(parts)} }} "
-            f"RETURN collect([{', '.join(EDGE_COLUMNS)}]) AS rows",
-            nodes=list(dict.fromkeys(nodes)),
-            predicates=list(predicates or []),
-            statuses=list(statuses or []),
-            k=per_node,
+            f"RETURN collect([{', '.join(EDGE_COLUMNS)}]) AS rows"
         )
+        per_query = max(1, CHUNK // (len(parts) * max(per_node, 1)))
         seen: dict[str, Edge] = {}
-        for row in rows[0]["rows"]:
-            edge = _edge(dict(zip(EDGE_COLUMNS, row, strict=True)))
-            seen.setdefault(edge.id, edge)
+        for chunk in chunked(dict.fromkeys(nodes), per_query):
+            rows = self._query(
+                cypher,
+                nodes=chunk,
+                predicates=list(predicates or []),
+                statuses=list(statuses or []),
+                k=per_node,
+            )
+            for row in rows[0]["rows"]:
+                edge = _edge(dict(zip(EDGE_COLUMNS, row, strict=True)))
+                seen.setdefault(edge.id, edge)
         return list(seen.values())
 
     def edges_between(

@@ -169,6 +169,9 @@ def test_neighbors_respect_direction_predicates_and_the_hub_cap(store: GraphStor
     assert {e.id for e in several} == {e.id for e in incoming + out} | {
         e.id for e in store.neighbors(["TEST:nsaids"], direction="out")
     } | {e.id for e in store.neighbors(["TEST:warfarin"], direction="in")}
+    # more nodes than one Neo4j query takes at this cap (it keeps a query to 5,000 rows)
+    memberships = store.neighbors([m.id for m in members], direction="out", per_node=25)
+    assert {(e.subject, e.object) for e in memberships} == {(m.id, "TEST:nsaids") for m in members}
     both = store.neighbors(["TEST:nsaids"], per_node=25, predicates=["biolink:interacts_with"])
     assert [e.object for e in both] == ["TEST:vka"]
     with pytest.raises(ValueError, match="direction"):

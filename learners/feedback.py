@@ -24,6 +24,7 @@ from typing import Any
 from river import linear_model, optim
 
 from kg.settings import Settings
+from learners.state import write_pickle
 
 OUTCOMES = ("accepted", "overridden")
 TIERS = ("interruptive", "passive", "suppressed")
@@ -179,12 +180,8 @@ def model_path(settings: Settings) -> Path:
 
 
 def save_model(model: OverrideModel, path: Path) -> None:
-    """Write the model with its name and version (write-then-rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    saved = {"name": model.name, "version": model.version, "model": model}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(pickle.dumps(saved, protocol=pickle.HIGHEST_PROTOCOL))
-    tmp.replace(path)
+    """Write the model with its name and version, atomically (``write_pickle``)."""
+    write_pickle({"name": model.name, "version": model.version, "model": model}, path)
 
 
 def load_model(path: Path) -> OverrideModel | None:

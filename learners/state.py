@@ -153,12 +153,18 @@ def load_state(path: Path, current: dict[str, type]) -> LearnerState | None:
 
 def save_state(state: LearnerState, path: Path) -> None:
     """Write the state atomically (a crash leaves the previous file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     state.saved = time.time()
     state.learner_versions = {name: lrn.version for name, lrn in state.learners.items()}
+    write_pickle(state, path)
+
+
+def write_pickle(obj: Any, path: Path) -> None:
+    """Pickle ``obj`` to ``path`` atomically: written beside it, synced, then renamed over it
+    (a crash leaves the previous file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("wb") as f:
-        pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -230,6 +230,7 @@ class MedicationCheck:
         text = (
             f"{len(serious)} problem(s) in {len(meds)} medication(s): "
             + "; ".join(f"{p.severity}: {p.summary}" for p in serious)
+            + "."
             if serious
             else f"No problem found among {len(known)} known medication(s)."
         )

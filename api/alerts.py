@@ -77,15 +77,18 @@ class AlertModel:
                 self.model.position = stored.seq
                 learned += 1
             if learned:
-                save_model(self.model, self.path)
+                try:
+                    save_model(self.model, self.path)
+                except OSError as exc:  # the feedback is stored: a later save catches up
+                    log.warning("could not save the alert model to %s: %s", self.path, exc)
             return learned
 
     def prioritise(self, cards: Issued, hook: str) -> tuple[Issued, ModelInfo | None]:
         """``cards`` ordered and tiered by their predicted override probability, and the model
-        that did it (None before any feedback: the cards are left as they are)."""
+        that did it (None before ``min_records`` decisions: the cards are left as they are)."""
         with self._lock:
             model = self.model
-            if model.seen == 0:
+            if model.seen < model.min_records:
                 return cards, None
             scores = [
                 model.predict_one(card_features(r.problem_type, r.severity, r.entities, hook))

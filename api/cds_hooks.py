@@ -31,7 +31,7 @@ from api.cds_models import (
     error_responses,
 )
 from api.context import ApiContext, Ctx
-from api.feedback import FeedbackRequest, IssuedCard, UnknownCard
+from api.feedback import FeedbackConflict, FeedbackRequest, IssuedCard, UnknownCard
 from api.security import Principal, require_role
 from reasoner.answer import Answer, Card
 
@@ -248,7 +248,7 @@ def router() -> APIRouter:
     @api.post(
         "/cds-services/{service_id}/feedback",
         response_model=FeedbackOut,
-        responses=error_responses(400, 404, 413, 422),
+        responses=error_responses(400, 404, 409, 413, 422),
     )
     def feedback(
         body: FeedbackRequest,
@@ -257,13 +257,16 @@ def router() -> APIRouter:
         service_id: Annotated[str, Path(max_length=64)],
     ) -> FeedbackOut:
         """Whether clinicians accepted or overrode cards (with the override reason); the alert
-        feedback model learns from it at once."""
+        feedback model learns from it at once. A card takes one outcome: resending it stores
+        nothing (``stored`` counts the new ones), another outcome is a 409."""
         if service_id not in SERVICES:
             raise HTTPException(404, f"no CDS service {service_id!r}")
         try:
             stored = ctx.feedback.record_feedback(service_id, body, caller.key_id)
         except UnknownCard as exc:
             raise HTTPException(404, str(exc)) from None
+        except FeedbackConflict as exc:
+            raise HTTPException(409, str(exc)) from None
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         for item in body.feedback:

@@ -89,6 +89,15 @@ class FeedbackRequest(BaseModel):
 
     feedback: list[FeedbackItem] = Field(min_length=1, max_length=200)
 
+    @model_validator(mode="after")
+    def _one_outcome_per_card(self) -> FeedbackRequest:
+        seen: set[str] = set()
+        for i, item in enumerate(self.feedback):
+            if item.card in seen:
+                raise ValueError(f"feedback[{i}]: card {item.card!r} is already in this request")
+            seen.add(item.card)
+        return self
+
 
 # --- what learners read --------------------------------------------------------------------
 
@@ -129,6 +138,10 @@ class FeedbackRecord:
 
 class UnknownCard(LookupError):
     """Feedback names a card the service did not issue."""
+
+
+class FeedbackConflict(ValueError):
+    """Feedback gives a card another outcome than the one already stored for it."""
 
 
 class FeedbackStore:
@@ -181,26 +194,35 @@ class FeedbackStore:
             self._conn.execute("COMMIT")
 
     def record_feedback(self, service: str, request: FeedbackRequest, key_id: str) -> int:
-        """Store every item of ``request`` or none: raises ``UnknownCard`` for a card this
-        service did not issue and ``ValueError`` for a suggestion the card did not offer.
-        Returns the number stored."""
+        """Store every item of ``request`` or none; returns the number stored. A card has one
+        outcome: an item repeating the stored one (a client's retry) is not stored again, and
+        ``FeedbackConflict`` is raised for another outcome. Raises ``UnknownCard`` for a card
+        this service did not issue and ``ValueError`` for a suggestion the card did not offer."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for item in request.feedback:
-                    self._insert(service, item, key_id)
+                stored = sum(self._insert(service, item, key_id) for item in request.feedback)
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
-        return len(request.feedback)
+        return stored
 
-    def _insert(self, service: str, item: FeedbackItem, key_id: str) -> None:
+    def _insert(self, service: str, item: FeedbackItem, key_id: str) -> bool:
         row = self._conn.execute(
             "SELECT suggestions FROM cards WHERE uuid = ? AND service = ?", (item.card, service)
         ).fetchone()
         if row is None:
             raise UnknownCard(f"card {item.card!r} was not issued by service {service!r}")
+        before = self._conn.execute(
+            "SELECT outcome FROM feedback WHERE card = ? ORDER BY seq LIMIT 1", (item.card,)
+        ).fetchone()
+        if before is not None:
+            if before[0] == item.outcome:
+                return False
+            raise FeedbackConflict(
+                f"card {item.card!r} is already recorded as {before[0]}: a card takes one outcome"
+            )
         offered = set(json.loads(row[0]))
         accepted = [s.id for s in item.acceptedSuggestions]
         stray = [s for s in accepted if s not in offered]
@@ -225,6 +247,7 @@ class FeedbackStore:
                 key_id,
             ),
         )
+        return True
 
     def iter_feedback(self, since: int = 0) -> Iterator[FeedbackRecord]:
         """Feedback with ``seq > since``, oldest first, each joined with its card."""

@@ -8,8 +8,8 @@ their classes) — learns the probability of an override. The override reason is
 it is only known once the card has been overridden.
 
 ``prioritise`` orders problems and gives each a tier. A contraindicated-level problem is always
-interruptive, whatever the model says; nothing is suppressed before the model has learned from
-``min_records`` decisions.
+interruptive, whatever the model says; every problem is interruptive until the model has learned
+from ``min_records`` decisions (one clinician's override must not turn a warning into info).
 """
 
 from __future__ import annotations
@@ -132,10 +132,11 @@ class OverrideModel:
         return float(self.model.predict_proba_one(x)[True])
 
     def tier(self, severity: str, p_override: float) -> str:
-        """``interruptive``, ``passive`` or ``suppressed``; contraindicated is interruptive."""
-        if severity == NEVER_SUPPRESSED:
+        """``interruptive``, ``passive`` or ``suppressed``; contraindicated, and every problem
+        before ``min_records`` decisions, is interruptive."""
+        if severity == NEVER_SUPPRESSED or self.seen < self.min_records:
             return "interruptive"
-        if p_override >= self.suppress_at and self.seen >= self.min_records:
+        if p_override >= self.suppress_at:
             return "suppressed"
         if p_override >= self.passive_at:
             return "passive"

@@ -19,6 +19,7 @@ import hashlib
 import os
 import pickle
 import secrets
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -159,12 +160,18 @@ def save_state(state: LearnerState, path: Path) -> None:
 
 
 def write_pickle(obj: Any, path: Path) -> None:
-    """Pickle ``obj`` to ``path`` atomically: written beside it, synced, then renamed over it
-    (a crash leaves the previous file)."""
+    """Pickle ``obj`` to ``path`` atomically: written to a file of its own beside it, synced,
+    then renamed over it (a crash leaves the previous file; concurrent writers do not collide,
+    the last rename wins)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    with tempfile.NamedTemporaryFile(
+        "wb", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    ) as f:
+        try:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            os.unlink(f.name)
+            raise
+    os.replace(f.name, path)

@@ -186,3 +186,30 @@ def test_a_contraindicated_card_is_never_downgraded(client: TestClient) -> None:
     assert float(PROBABILITY.search(allergy["detail"]).group(1)) >= 0.9
     assert "a contraindicated-level card is never downgraded or moved" in allergy["detail"]
     assert interaction["indicator"] == "info" and "tier suppressed" in interaction["detail"]
+
+
+def test_a_card_takes_one_outcome_and_one_override_demotes_nothing(
+    client: TestClient, app_settings: Settings
+) -> None:
+    uuid = card_about(sign(client, [IBUPROFEN]), "Ibuprofen")["uuid"]
+    item = {
+        "card": uuid,
+        "outcome": "overridden",
+        "overrideReason": {"reason": {"code": "not-relevant"}},
+        "outcomeTimestamp": "2026-02-01T09:00:00Z",
+    }
+    url = "/cds-services/order-sign/feedback"
+    assert client.post(url, json={"feedback": [item]}).json() == {"stored": 1}
+    assert client.post(url, json={"feedback": [item]}).json() == {"stored": 0}  # a retry
+    twice = client.post(url, json={"feedback": [item, item]})
+    assert twice.status_code == 422 and "is already in this request" in twice.text
+    accepted = {"card": uuid, "outcome": "accepted", "outcomeTimestamp": "2026-02-01T09:05:00Z"}
+    other = client.post(url, json={"feedback": [accepted]})
+    assert other.status_code == 409 and "already recorded as overridden" in other.text
+    saved = load_model(model_path(app_settings))
+    assert saved is not None and saved.seen == 1
+
+    # one clinician's override is too little to turn the warning into info
+    again = sign(client, [IBUPROFEN])
+    assert card_about(again, "Ibuprofen")["indicator"] == "warning"
+    assert "alert feedback" not in str(again["cards"]) and model_named(again) == []

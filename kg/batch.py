@@ -11,8 +11,9 @@ from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, TypeVar
 
-from kg.errors import InvalidStatus, MissingCitation, NotFound
+from kg.errors import InvalidStatus, MissingCitation, NotFound, StatusConflict
 from kg.model import Citation, Edge, Node, merge_edge
+from kg.vocab import STATUSES
 
 T = TypeVar("T")
 
@@ -132,6 +133,25 @@ def retractions(ids: Iterable[str], reason: str) -> list[str]:
     if out and not reason.strip():
         raise InvalidStatus("retracting edges needs a reason")
     return out
+
+
+def check_status_change(status: str, reason: str) -> None:
+    """Raise ``InvalidStatus`` for an unknown status or a change without a reason."""
+    if status not in STATUSES:
+        raise InvalidStatus(f"unknown status {status!r}: use one of {sorted(STATUSES)}")
+    if not reason.strip():
+        raise InvalidStatus("a status change needs a reason")
+
+
+def check_expected(existing: dict[str, Edge], edge_id: str, expected: str) -> None:
+    """Raise ``StatusConflict`` unless the edge ``edge_id`` has the status ``expected``."""
+    edge = existing.get(edge_id)
+    if edge is None:
+        raise NotFound(f"no edge {edge_id}")
+    if edge.status != expected:
+        raise StatusConflict(
+            f"edge {edge_id} is {edge.status}, not {expected}: another change came first"
+        )
 
 
 def status_changes(

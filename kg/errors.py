@@ -25,6 +25,10 @@ class InvalidStatus(KGError, ValueError):
     """A status outside the KG's statuses, or a forbidden status change."""
 
 
+class StatusConflict(KGError, ValueError):
+    """An edge's status is not the one a change expected: another change came first."""
+
+
 class NotFound(KGError, LookupError):
     """A node or edge that was asked for does not exist."""
 

@@ -18,6 +18,8 @@ from kg.batch import (
     Diff,
     PendingChange,
     check_cited,
+    check_expected,
+    check_status_change,
     chunked,
     dedupe_edges,
     dedupe_nodes,
@@ -27,11 +29,11 @@ from kg.batch import (
     retractions,
     status_changes,
 )
-from kg.errors import InvalidStatus, StoreUnavailable
+from kg.errors import StoreUnavailable
 from kg.model import Change, Citation, Edge, GraphArrays, Node, Stats, WriteResult, dumps
 from kg.names import name_keys
 from kg.store import Progress
-from kg.vocab import STATUSES, Status, normalize_text
+from kg.vocab import Status, normalize_text
 
 SCHEMA = [
     "CREATE CONSTRAINT node_id IF NOT EXISTS FOR (n:Node) REQUIRE n.id IS UNIQUE",
@@ -237,13 +239,17 @@ class Neo4jStore:
             ],
         ).consume()
 
-    def set_status(self, edge_id: str, status: str, *, actor: str, reason: str) -> Edge:
-        if status not in STATUSES:
-            raise InvalidStatus(f"unknown status {status!r}: use one of {sorted(STATUSES)}")
-        if not reason.strip():
-            raise InvalidStatus("a status change needs a reason")
+    def set_status(
+        self, edge_id: str, status: str, *, actor: str, reason: str, expected: str | None = None
+    ) -> Edge:
+        check_status_change(status, reason)
         now = time.time()
         with self._session() as session, session.begin_transaction() as tx:
+            if expected is not None:  # write-lock the edge first: a concurrent change waits
+                tx.run(
+                    "MATCH ()-[r:REL {eid: $eid}]->() SET r.status = r.status", eid=edge_id
+                ).consume()
+                check_expected(self._edges_in(tx, [edge_id]), edge_id, expected)
             log = _ChangeLog(tx, now, actor, reason)
             changed = self._set_statuses(tx, log, [edge_id], status, now)
             if not changed:

@@ -16,6 +16,8 @@ from kg.batch import (
     Diff,
     PendingChange,
     check_cited,
+    check_expected,
+    check_status_change,
     chunked,
     dedupe_edges,
     dedupe_nodes,
@@ -25,7 +27,7 @@ from kg.batch import (
     retractions,
     status_changes,
 )
-from kg.errors import InvalidStatus, StoreUnavailable
+from kg.errors import StoreUnavailable
 from kg.model import (
     Change,
     Citation,
@@ -38,7 +40,7 @@ from kg.model import (
 )
 from kg.names import name_keys
 from kg.store import Progress
-from kg.vocab import STATUSES, Status, normalize_text
+from kg.vocab import Status, normalize_text
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS citations (id TEXT PRIMARY KEY, data TEXT NOT NULL);
@@ -333,12 +335,13 @@ class SQLiteStore:
             ],
         )
 
-    def set_status(self, edge_id: str, status: str, *, actor: str, reason: str) -> Edge:
-        if status not in STATUSES:
-            raise InvalidStatus(f"unknown status {status!r}: use one of {sorted(STATUSES)}")
-        if not reason.strip():
-            raise InvalidStatus("a status change needs a reason")
+    def set_status(
+        self, edge_id: str, status: str, *, actor: str, reason: str, expected: str | None = None
+    ) -> Edge:
+        check_status_change(status, reason)
         with self._write() as conn:
+            if expected is not None:
+                check_expected(self._edges_in(conn, [edge_id]), edge_id, expected)
             changed = self._set_statuses(conn, [edge_id], status, time.time(), actor, reason)
             return changed[0] if changed else self._edges_in(conn, [edge_id])[edge_id]
 

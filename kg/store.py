@@ -105,8 +105,12 @@ class GraphStore(Protocol):
         """Edges whose subject and object are both among ``nodes`` (the induced subgraph)."""
         ...
 
-    def set_status(self, edge_id: str, status: str, *, actor: str, reason: str) -> Edge:
-        """Change an edge's status, logging actor and reason; returns the edge after."""
+    def set_status(
+        self, edge_id: str, status: str, *, actor: str, reason: str, expected: str | None = None
+    ) -> Edge:
+        """Change an edge's status, logging actor and reason; returns the edge after. With
+        ``expected``, the edge must have that status when the change is written (checked in the
+        same transaction), else ``StatusConflict`` is raised and nothing changes."""
         ...
 
     def changes(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from kg.errors import StatusConflict
 from kg.model import Edge
 from kg.store import GraphStore
 from kg.vocab import Status
@@ -73,13 +74,18 @@ def _decide(store: GraphStore, edge_id: str, status: str, actor: str, reason: st
     if not reason.strip():
         raise ProposalError("a curation decision needs a reason")
     edge = _edge(store, edge_id)
-    if edge.status != Status.PROPOSED:
-        verb = "accept" if status == Status.CURATED else "reject"
-        raise AlreadyDecided(
-            f"edge {edge_id} is {edge.status}, not proposed: only proposed edges can be "
-            f"{verb}ed ({edge.subject} {edge.predicate} {edge.object})"
-        )
-    return store.set_status(edge_id, status, actor=actor, reason=reason)
+    if edge.status == Status.PROPOSED:
+        try:  # checked again as it is written: another curator may decide in between
+            return store.set_status(
+                edge_id, status, actor=actor, reason=reason, expected=Status.PROPOSED
+            )
+        except StatusConflict:
+            edge = _edge(store, edge_id)
+    verb = "accept" if status == Status.CURATED else "reject"
+    raise AlreadyDecided(
+        f"edge {edge_id} is {edge.status}, not proposed: only proposed edges can be "
+        f"{verb}ed ({edge.subject} {edge.predicate} {edge.object})"
+    )
 
 
 def _edge(store: GraphStore, edge_id: str) -> Edge:

@@ -32,6 +32,7 @@ import heapq
 import math
 from collections import Counter
 from collections.abc import Iterable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,7 @@ from typing import Any
 from river import drift
 
 from ingest.patient import Event, MedicationItem, ObservationItem
+from kg.errors import StatusConflict
 from kg.model import Citation, Edge, Node, edge_id
 from kg.store import GraphStore
 from kg.vocab import HAS_ADVERSE_EVENT, Status
@@ -461,10 +463,12 @@ class SignalLearner:
 
     def flush(self, store: GraphStore, *, actor: str | None = None) -> FlushResult:
         """Write the current signals as ``proposed`` edges (with the lab finding nodes they
-        need) and retract proposed edges whose signal faded or fell below threshold."""
+        need) and retract proposed edges whose signal faded or fell below threshold: those this
+        learner wrote, and those the KG holds from an earlier state of it (``--reset``)."""
         actor = actor or f"learner:{self.name}@{self.version}"
         self.feedback(store)
         self._sweep()
+        self.written |= self._proposed_in(store)
         result = FlushResult()
         signals = self.signals()
         ids = [s.edge_id for s in signals] + [
@@ -505,8 +509,11 @@ class SignalLearner:
             old = existing.get(eid)
             if old is not None and old.status == Status.PROPOSED:
                 reason = self.retiring.get(pair) or self._below_threshold(pair)
-                store.set_status(eid, Status.RETRACTED, actor=actor, reason=reason)
-                result.retired += 1
+                with suppress(StatusConflict):  # a curator decided since it was read: theirs stands
+                    store.set_status(
+                        eid, Status.RETRACTED, actor=actor, reason=reason, expected=old.status
+                    )
+                    result.retired += 1
             self.written.discard(pair)
         self.retiring.clear()
         return result
@@ -526,6 +533,15 @@ class SignalLearner:
                     and self.stats(*pair).is_signal(self.config.min_count)
                 ):
                     self._activate(pair, t)
+
+    def _proposed_in(self, store: GraphStore) -> set[tuple[str, str]]:
+        """The pairs of the KG's proposed edges that cite a model of this learner."""
+        mine = f"model:{self.name}@"
+        return {
+            (e.subject, e.object)
+            for e in store.edges(predicate=HAS_ADVERSE_EVENT, statuses=[Status.PROPOSED])
+            if any(c.startswith(mine) for c in e.citations)
+        }
 
     def _below_threshold(self, pair: tuple[str, str]) -> str:
         s = self.stats(*pair)

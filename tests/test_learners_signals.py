@@ -19,6 +19,7 @@ from dataclasses import replace
 from datetime import timedelta
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer
@@ -28,7 +29,7 @@ from api.commands import learn as learn_cli
 from ingest.fhir import StoreCodeLinker, read_ndjson
 from ingest.patient import Event
 from kg import open_store
-from kg.model import Node
+from kg.model import Edge, Node
 from kg.settings import Settings
 from kg.store import GraphStore
 from kg.vocab import HAS_ADVERSE_EVENT, Status
@@ -181,6 +182,20 @@ def test_learn_proposes_cited_edges(learned: tuple[Path, Settings, LearnSummary]
     store.close()
 
 
+class StaleRead:
+    """The store as a curator saw it a moment ago: ``edge`` as it was read then."""
+
+    def __init__(self, store: GraphStore, edge: Edge) -> None:
+        self.store, self.edge = store, edge
+
+    def get_edge(self, edge_id: str) -> Edge | None:
+        edge, self.edge = self.edge, None
+        return edge or self.store.get_edge(edge_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
 def test_accept_reject_and_rejections_are_never_proposed_again(
     records: Path, learned_copy: tuple[GraphStore, Settings]
 ) -> None:
@@ -223,6 +238,31 @@ def test_accept_reject_and_rejections_are_never_proposed_again(
     learner = load_state(state_path(home), LEARNERS).learners["signals"]
     assert (ATORVASTATIN, AST_HIGH) in learner.rejected
     assert (ATORVASTATIN, AST_HIGH) not in {(s.drug, s.event) for s in learner.signals()}
+
+    # two curators at once: the second read the edge before the first decision was written
+    third = next(e for e in edges.values() if e.id not in {target.id, kept.id})
+    reject(store, third.id, "dr-first", "not plausible")
+    with pytest.raises(ProposalError, match="is rejected, not proposed"):
+        accept(StaleRead(store, third), third.id, "dr-second", "plausible")
+    assert store.get_edge(third.id).status == Status.REJECTED
+
+
+def test_a_reset_with_stricter_thresholds_retires_the_old_proposals(
+    records: Path, learned_copy: tuple[GraphStore, Settings]
+) -> None:
+    """The fresh learner answers for the proposals of the state it replaces."""
+    store, home = learned_copy
+    before = list_proposals(store, limit=None)
+    assert len(before) >= 3
+    strict = replace(CONFIG, min_count=1000)
+    summary = learn(records, store, home, signal_config=strict, reset=True)
+    flushed = summary.flushed["signals"]
+    assert (flushed["proposed"], flushed["retired"]) == (0, len(before))
+    assert list_proposals(store, limit=None) == []
+    for edge in before:
+        last = store.changes(key=edge.id)[-1]
+        assert store.get_edge(edge.id).status == Status.RETRACTED
+        assert "needs n11 >= 1000" in last.reason
 
 
 class Crash(Exception):

@@ -9,7 +9,14 @@ import pytest
 
 from kg import Citation, Edge, Node, Status, Synonym, edge_id
 from kg.cache import CachedStore
-from kg.errors import InvalidCurie, InvalidStatus, MissingCitation, NotFound, UnknownPredicate
+from kg.errors import (
+    InvalidCurie,
+    InvalidStatus,
+    MissingCitation,
+    NotFound,
+    StatusConflict,
+    UnknownPredicate,
+)
 from kg.store import GraphStore
 from kg.traverse import neighbourhood, paths
 
@@ -228,7 +235,12 @@ def test_status_changes_are_logged_with_actor_and_reason(store: GraphStore) -> N
         store.set_status(eid, Status.CURATED, actor="x", reason="")
     with pytest.raises(NotFound):
         store.set_status("Enope", Status.CURATED, actor="x", reason="y")
-    assert store.version() == version + 1
+    # a decision made on a stale read: the status it expected is gone, nothing changes
+    with pytest.raises(StatusConflict, match="is retracted, not proposed"):
+        store.set_status(eid, Status.CURATED, actor="x", reason="y", expected=Status.PROPOSED)
+    assert store.get_edge(eid).status == Status.RETRACTED and store.version() == version + 1
+    again = store.set_status(eid, Status.CURATED, actor="x", reason="y", expected="retracted")
+    assert again.status == Status.CURATED and store.version() == version + 2
 
 
 def test_upsert_retracts_edges_in_the_same_transaction(store: GraphStore) -> None:

@@ -3,9 +3,11 @@ through the same ``replay`` as ``evocdss learn``, one batch at a time, and the s
 after each batch with the same format, version checks and stream position.
 
 Events at or before the learners' position are skipped (learned already, or too late to learn
-in time order), so the same records sent twice are counted once. A batch holds the state file
-(``learners.state.locked``) from reading to saving; when another process (``evocdss learn``,
-another worker) saved the state since this one last read or wrote it, it is read again first.
+in time order), so the same records sent twice are counted once. A batch that fails (its KG
+write or its save) is forgotten, so the same batch sent again is learned. A batch holds the
+state file (``learners.state.locked``) from reading to saving; when another process (``evocdss
+learn``, another worker) saved the state since this one last read or wrote it, it is read
+again first.
 """
 
 from __future__ import annotations
@@ -78,14 +80,18 @@ class LiveLearners:
                     "than this server: set EVOCDSS_PSEUDONYM_SALT to the one it was made with, "
                     "or restart the server to take the state's own"
                 )
-            for learner in state.learners.values():
-                learner.feedback(store)
-            result = replay(events, state, strict=False)
-            flushed = {}
-            if result.learned:
-                flushed = {name: lrn.flush(store).to_dict() for name, lrn in state.learners.items()}
-                save_state(state, self.path)
-                self._stamp = _stamp(self.path)
+            try:
+                for learner in state.learners.values():
+                    learner.feedback(store)
+                result = replay(events, state, strict=False)
+                flushed = {}
+                if result.learned:
+                    flushed = {n: lrn.flush(store).to_dict() for n, lrn in state.learners.items()}
+                    save_state(state, self.path)
+                    self._stamp = _stamp(self.path)
+            except BaseException:
+                self._open()  # forget the failed batch: the saved state is where it resumes
+                raise
             return LiveResult(
                 events_read=result.read,
                 events_skipped=result.skipped,

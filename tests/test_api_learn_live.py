@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -32,9 +34,10 @@ from kg.model import Node
 from kg.settings import Settings
 from kg.store import GraphStore
 from kg.vocab import HAS_ADVERSE_EVENT
+from learners.live import LiveLearners
 from learners.signals import SignalConfig
 from learners.state import StateBusy, load_state, state_path
-from learners.stream import LEARNERS, learn
+from learners.stream import LEARNERS, learn, read_events
 
 REPO = Path(__file__).resolve().parents[1]
 CLINOSIM_ARGS = ("-p", "250", "-s", "3", "--start", "2024-01-01", "--end", "2024-12-31")
@@ -269,3 +272,34 @@ def test_cli_learn_waits_for_a_held_state_then_exits_2(
     assert "in use by another process" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not path.exists()
+
+
+class FailingWrite:
+    """The KG as another writer holds it: the first write fails as SQLite's lock does."""
+
+    def __init__(self, store: GraphStore) -> None:
+        self.store, self.failed = store, False
+
+    def upsert(self, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise sqlite3.OperationalError("database is locked")
+        return self.store.upsert(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_batch_whose_kg_write_fails_is_learned_when_sent_again(
+    live: tuple[GraphStore, Settings], records: Path
+) -> None:
+    store, settings = live
+    learners = LiveLearners(settings)
+    events, _ = read_events(records, store, learners.salt)
+    with pytest.raises(sqlite3.OperationalError):
+        learners.learn(events, FailingWrite(store), learners.salt)
+    assert not state_path(settings).exists()
+    again = learners.learn(events, store, learners.salt)
+    assert again.events_learned == len(events) > 20_000
+    assert again.flushed["signals"]["proposed"] >= 3
+    assert load_state(state_path(settings), LEARNERS).position.events == len(events)

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response
 from pydantic import BaseModel, ValidationError
 
 from api.cds_cards import answer_cards, medication_cards, response_json
-from api.cds_input import HookInput, one_line, read_hook
+from api.cds_input import HookInput, one_line, read_hook, usable_prefetch
 from api.cds_models import (
     HOOK_ERRORS,
     CdsResponse,
@@ -112,13 +112,13 @@ def discovery() -> Discovery:
 
 
 def check_prefetch(service: str, request: HookRequest) -> None:
-    """412 when a prefetch key the service needs is missing or null."""
-    prefetch = request.prefetch or {}
-    missing = [k for k in SERVICES[service].required if prefetch.get(k) is None]
+    """412 when a prefetch key the service needs is missing, null or failed."""
+    prefetch = usable_prefetch(request)
+    missing = [k for k in SERVICES[service].required if k not in prefetch]
     if missing:
         raise HTTPException(
             412,
-            f"prefetch {', '.join(missing)} missing ("
+            f"prefetch {', '.join(missing)} missing or failed ("
             + "; ".join(f"{k}: {TEMPLATES[k]}" for k in missing)
             + "); this service does not query FHIR servers",
         )

@@ -17,6 +17,7 @@ from api.cds_models import Bundle, FhirResource, HookRequest, InputMedication, I
 from api.context import ApiContext
 from ingest.fhir import curie_for, read_bundle
 from ingest.patient import Item, MedicationItem, PatientContext
+from kg.store import GraphStore
 from reasoner.inputs import Coded, Patient, Query
 
 MAX_AGE = 150
@@ -49,7 +50,7 @@ def read_hook(
     selections: list[str] | None = None,
 ) -> HookInput:
     """Read the hook's draft orders and prefetch into the patient's query."""
-    prefetch = request.prefetch or {}
+    prefetch = usable_prefetch(request)
     entries, drafts_at, checked_at = _entries(f"Patient/{patient_id}", drafts, prefetch)
     records = read_bundle({"resourceType": "Bundle", "entry": entries}, salt=ctx.salt)
     pid = ctx.patient_pseudonym(patient_id)
@@ -71,7 +72,16 @@ def read_hook(
     unreadable = [
         (checked_at[int(m.group(1))], p.message)
         for p in problems
-        if (m := _ENTRY.search(p.position)) and int(m.group(1)) in checked_at
+        if (m := _ENTRY.search(p.position))
+        and int(m.group(1)) in checked_at
+        and p.kind != "do-not-perform"
+    ]
+    unreadable += [
+        (drafts_at[m.source.entry], "it is about another patient")
+        for p in records.patients
+        if p.patient_id != pid
+        for m in p.medications
+        if m.source.entry in drafts_at
     ]
     wanted = set(selections or [])
     meds: list[Coded] = []
@@ -85,7 +95,7 @@ def read_hook(
         resource = drafts_at[at] if is_draft else _reference(item)
         if not is_draft and (item.status in INACTIVE_MEDICATION or resource in draft_ids):
             continue
-        coded = _medication(item)
+        coded = _medication(ctx.reasoner.store, item)
         if coded is None:
             unreadable.append((resource, "no RxNorm code and no name to check it by"))
             continue
@@ -100,25 +110,37 @@ def read_hook(
         )
         patient.age = None
     try:
-        query = _query(request.hookInstance, patient, meds)
+        query = _query(ctx.reasoner.store, request.hookInstance, patient, meds)
     except ValidationError as exc:
         raise HTTPException(422, f"the hook's data cannot be checked: {one_line(exc)}") from None
     return HookInput(pid, query, origins, focus, problems, unreadable)
 
 
-def _query(hook_instance: str, patient: PatientContext, meds: list[Coded]) -> Query:
+def _query(
+    store: GraphStore, hook_instance: str, patient: PatientContext, meds: list[Coded]
+) -> Query:
     return Query(
         id=hook_instance,
         patient=Patient(
             medications=meds,
-            allergies=_active(patient.allergies, INACTIVE_ALLERGY, ("RXNORM",)),
-            conditions=_active(patient.conditions, INACTIVE_CONDITION, None),
+            allergies=_active(store, patient.allergies, INACTIVE_ALLERGY, ("RXNORM",)),
+            conditions=_active(store, patient.conditions, INACTIVE_CONDITION, None),
             phenotypes=_phenotypes(patient, excluded=False),
             excluded_phenotypes=_phenotypes(patient, excluded=True),
             age=patient.age,
             sex=patient.sex,
         ),
     )
+
+
+def usable_prefetch(request: HookRequest) -> dict[str, FhirResource]:
+    """The prefetch values the client filled: null and failed ones (an OperationOutcome, as
+    CDS Hooks 2.0 allows) are left out, as if missing."""
+    return {
+        key: value
+        for key, value in (request.prefetch or {}).items()
+        if value is not None and value.resourceType != "OperationOutcome"
+    }
 
 
 def one_line(exc: ValidationError) -> str:
@@ -167,25 +189,32 @@ def _reference(item: Item) -> str:
     return f"{item.source.resource_type}/{item.source.resource_id}"
 
 
-def _medication(item: MedicationItem) -> Coded | None:
-    return _coded(item, ("RXNORM",))
+def _medication(store: GraphStore, item: MedicationItem) -> Coded | None:
+    return _coded(store, item, ("RXNORM",))
 
 
 def _active(
-    items: list[Any], inactive: frozenset[str], prefixes: tuple[str, ...] | None
+    store: GraphStore,
+    items: list[Any],
+    inactive: frozenset[str],
+    prefixes: tuple[str, ...] | None,
 ) -> list[Coded]:
-    return [c for x in items if x.status not in inactive and (c := _coded(x, prefixes))]
+    return [c for x in items if x.status not in inactive and (c := _coded(store, x, prefixes))]
 
 
-def _coded(item: Any, prefixes: tuple[str, ...] | None) -> Coded | None:
+def _coded(store: GraphStore, item: Any, prefixes: tuple[str, ...] | None) -> Coded | None:
     """The item as the reasoner's ``Coded``: its first code of ``prefixes`` (any KG vocabulary
-    when None) and its text; None when it has neither."""
-    code = None
-    for c in item.codes:
-        curie = curie_for(c.system, c.code)
-        if curie and len(curie) <= 200 and (prefixes is None or curie.split(":")[0] in prefixes):
-            code = curie
-            break
+    when None) that the KG has, else its first such code (an EHR may list a product before
+    its ingredient), and its text; None when it has neither."""
+    curies = [
+        curie
+        for c in item.codes
+        if (curie := curie_for(c.system, c.code))
+        and len(curie) <= 200
+        and (prefixes is None or curie.split(":")[0] in prefixes)
+    ]
+    known = (c for c in curies if store.get_node(c) is not None)
+    code = next(known, curies[0] if curies else None)
     text = item.text.strip()[:500] or None
     return Coded(code=code, text=text) if code or text else None
 

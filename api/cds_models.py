@@ -140,7 +140,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "The key's role may not do this.",
         404: "Not found.",
         409: "The card already has another outcome.",
-        412: "A prefetch the CDS service needs is missing (it does not query FHIR servers).",
+        412: "A prefetch the service needs is missing or failed (it does not query FHIR servers).",
         413: "Request body too large.",
         415: "Unsupported content type.",
         422: "The request does not follow the schema (the detail names the field).",

@@ -5,7 +5,8 @@ for ``medicationReference``), AllergyIntolerance and Observation; other resource
 skipped. Each coded item is linked to the KG by a ``CodeLinker``; ``StoreCodeLinker`` checks
 every code's display text against the KG node's names, so a code that says something else
 (clinosim writes alendronate orders with RxNorm 3002, cyclophosphamide) is a ``conflict``,
-never a link.
+never a link. A ``doNotPerform`` MedicationRequest is reported, not read: it is no medication
+taken.
 
 Privacy: a patient is known by a salted hash of its resource id; names, addresses,
 identifiers and birth dates are not kept (only the age). A resource id that contains one of
@@ -557,6 +558,9 @@ class _Parser:
         )
 
     def _medication(self, r: dict[str, Any], source: Source) -> None:
+        if r.get("doNotPerform") is True:
+            self.problem("do-not-perform", "an order not to give this medication; not read")
+            return
         codes, text = self._medication_concept(r)
         is_request = r["resourceType"] == "MedicationRequest"
         dosages = _list(r, "dosageInstruction" if is_request else "dosage")
@@ -729,7 +733,11 @@ class _Parser:
         if parsed is None:
             self.problem("bad-date", f"{key} is not a FHIR date/time")
             return None
-        return parsed + self.patient.shift
+        try:
+            return parsed + self.patient.shift
+        except OverflowError:
+            self.problem("bad-date", f"{key} is out of range once shifted")
+            return None
 
     def _period_start(self, r: dict[str, Any], key: str) -> datetime | None:
         period = r.get(key)
@@ -836,8 +844,6 @@ def _parse_time(value: Any) -> datetime | None:
         if match:
             return datetime(int(match[1]), int(match[2] or 1), 1, tzinfo=UTC)
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # 9999-12-31T23:59:59-05:00 is past 9999 in UTC
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)

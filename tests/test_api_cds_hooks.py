@@ -247,6 +247,59 @@ def test_unreadable_medications_and_allergies_are_info_cards(client: TestClient)
     assert response.status_code == 422 and "prefetch.medications" in response.json()["detail"]
 
 
+def test_a_coding_the_kg_knows_is_preferred(client: TestClient) -> None:
+    warfarin = medication("mr-old", None, status="active")
+    warfarin["medicationCodeableConcept"] = {
+        "coding": [
+            {"system": RXNORM, "code": "855332", "display": "warfarin sodium 5 MG Oral Tablet"},
+            {"system": RXNORM, "code": "11289", "display": "warfarin"},
+        ],
+        "text": "warfarin sodium 5 MG Oral Tablet",
+    }
+    out = sign(client, drafts=[medication("mr-new", "5640", "ibuprofen")], active=[warfarin])
+    assert [c["summary"] for c in out["cards"]] == ["Ibuprofen + Warfarin (avoid)"]
+    sent = out["extension"]["evocdss-input"]["query"]["patient"]["medications"]
+    assert sent[1]["code"] == "RXNORM:11289"
+
+
+def test_a_do_not_perform_order_is_no_medication_taken(client: TestClient) -> None:
+    aspirin = {**medication("mr-dnp", "1191", "aspirin", status="active"), "doNotPerform": True}
+    out = sign(client, drafts=[medication("mr-new", "11289", "warfarin")], active=[aspirin])
+    assert out["cards"] == []
+    trace = out["extension"]["evocdss-input"]
+    assert [m["resource"] for m in trace["medications"]] == ["MedicationRequest/mr-new"]
+    assert [p["kind"] for p in trace["problems"]] == ["do-not-perform"]
+
+
+def test_a_draft_about_another_patient_is_not_checked(client: TestClient) -> None:
+    draft = {**medication("mr-new", "5640", "ibuprofen"), "subject": {"reference": "Patient/x"}}
+    out = sign(client, drafts=[draft], active=[medication("mr-old", "11289", "warfarin", "active")])
+    (card,) = out["cards"]
+    assert card["summary"] == "MedicationRequest/mr-new was not checked"
+    assert card["indicator"] == "info" and "another patient" in card["detail"]
+
+
+def test_out_of_range_dates_are_bad_dates(client: TestClient) -> None:
+    warfarin = medication("mr-old", "11289", "warfarin", status="active")
+    warfarin["authoredOn"] = "9999-12-31T23:59:59-05:00"  # past year 9999 in UTC
+    condition = {
+        "resourceType": "Condition",
+        "id": "c-1",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "code": {"text": "hypertension"},
+        "recordedDate": "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+    }
+    out = sign(
+        client,
+        drafts=[medication("mr-new", "5640", "ibuprofen")],
+        active=[warfarin],
+        conditions=[condition],
+    )
+    assert "Ibuprofen + Warfarin (avoid)" in [c["summary"] for c in out["cards"]]
+    problems = out["extension"]["evocdss-input"]["problems"]
+    assert [p["kind"] for p in problems] == ["bad-date", "bad-date"]
+
+
 def test_order_select_cards_concern_the_selected_orders(client: TestClient) -> None:
     body = hook_body(
         "order-select",
@@ -316,6 +369,22 @@ def test_missing_prefetch_is_412(client: TestClient) -> None:
     assert "medications, allergies" in response.json()["detail"]
     del body["prefetch"]
     assert client.post("/cds-services/order-sign", json=body).status_code == 412
+
+
+def test_failed_prefetch_is_412(client: TestClient) -> None:
+    """CDS Hooks 2.0: a client sends an OperationOutcome for a prefetch it could not fill."""
+    body = hook_body("order-sign", drafts=[medication("mr-a", "5640", "ibuprofen")])
+    body["prefetch"]["medications"] = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "timeout"}],
+    }
+    response = client.post("/cds-services/order-sign", json=body)
+    assert response.status_code == 412
+    assert response.json()["detail"].startswith("prefetch medications missing or failed")
+    body["prefetch"]["conditions"] = body["prefetch"]["medications"]
+    body["prefetch"]["medications"] = bundle()
+    response = client.post("/cds-services/order-sign", json=body)  # conditions: optional here
+    assert response.status_code == 200, response.text
 
 
 def test_bad_requests_are_4xx_naming_the_problem(client: TestClient) -> None:

@@ -453,6 +453,49 @@ def test_medication_statements_and_references(store: GraphStore) -> None:
     assert patient.age is None and [p.kind for p in patient.problems] == ["no-birth-date"]
 
 
+def test_dates_out_of_range_are_bad_dates() -> None:
+    subject = {"reference": "Patient/p4"}
+    condition = {
+        "resourceType": "Condition",
+        "subject": subject,
+        "code": {"text": "x"},
+        "onsetDateTime": "0001-01-01",  # out of range when shifted back
+        "abatementDateTime": "9999-12-31",  # ... or forward
+        "recordedDate": "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+    }
+    request = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "subject": subject,
+        "medicationCodeableConcept": {"text": "warfarin"},
+        "authoredOn": "9999-12-31T23:59:59-05:00",  # past year 9999 in UTC
+    }
+    entries = [
+        {"resource": r} for r in ({"resourceType": "Patient", "id": "p4"}, condition, request)
+    ]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    [patient] = read_bundle(bundle, salt=SALT, shift_days=30).patients
+    [read] = patient.conditions
+    assert (read.recorded, [m.authored for m in patient.medications]) == (None, [None])
+    assert None in (read.onset, read.abatement)
+    assert [p.kind for p in patient.problems].count("bad-date") == 3
+
+
+def test_do_not_perform_orders_are_reported_not_read() -> None:
+    order = {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "doNotPerform": True,
+        "subject": {"reference": "Patient/p5"},
+        "medicationCodeableConcept": {"text": "aspirin"},
+    }
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": order}]}
+    [patient] = read_bundle(bundle, salt=SALT).patients
+    assert patient.medications == []
+    assert [p.kind for p in patient.problems] == ["missing-patient", "do-not-perform"]
+
+
 def test_malformed_patient_is_kept_and_reported() -> None:
     patient = {"resourceType": "Patient", "id": "p3", "identifier": 5, "gender": "female"}
     bundle = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": patient}]}

@@ -89,7 +89,7 @@ def kg_stats(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
 def kg_show(
     curie: Annotated[str, typer.Argument(help="Node id, e.g. HP:0001250")],
     store: StoreOpt = None,
-    limit: Annotated[int, typer.Option(help="Edges shown per direction.")] = 25,
+    limit: Annotated[int, typer.Option(min=1, help="Edges shown per direction.")] = 25,
     as_json: JsonOpt = False,
 ) -> None:
     """A node with its names, cross-references and edges (with statuses and citations)."""
@@ -173,7 +173,7 @@ def kg_history(
 def kg_search(
     text: str,
     category: Annotated[str | None, typer.Option(help="e.g. biolink:Drug")] = None,
-    limit: int = 20,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many nodes.")] = 20,
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:

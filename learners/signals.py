@@ -67,6 +67,17 @@ class SignalConfig:
     non_events: tuple[str, ...] = ("ICD10CM:Z",)  # node id prefixes that are never events
     fade_delta: float = 0.002  # ADWIN confidence: smaller retires more cautiously
 
+    def __post_init__(self) -> None:
+        if self.min_count < 1:
+            raise ValueError(f"min_count must be at least 1, not {self.min_count}")
+        if not 0 <= self.min_lag_days < self.window_days:
+            raise ValueError(
+                f"window_days ({self.window_days}) must be above min_lag_days "
+                f"({self.min_lag_days}), which must be at least 0"
+            )
+        if self.washout_days < 0:
+            raise ValueError(f"washout_days must be at least 0, not {self.washout_days}")
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "window_days": self.window_days,

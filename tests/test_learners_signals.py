@@ -449,10 +449,24 @@ def test_cli_learn_list_show_accept_reject(
         assert "is curated, not proposed" in str(again.exception)
         missing = run(app, ["proposals", "reject", second, *url])  # no --reason
         assert missing.exit_code == 2
+        assert run(app, ["proposals", "list", "--limit", "0", *url]).exit_code == 2
+        for option, value in (("--min-count", "0"), ("--window-days", "-5")):
+            bad = run(app, ["learn", "--records", str(records), *url, option, value])
+            assert bad.exit_code == 2 and option in bad.output
         human = run(app, ["proposals", "list", "--status", "curated", *url])
         assert human.exit_code == 0 and first in human.stdout
     finally:
         get_settings.cache_clear()
+
+
+def test_signal_thresholds_are_checked() -> None:
+    for given, message in (
+        ({"min_count": 0}, "min_count must be at least 1"),
+        ({"window_days": 0.5}, r"window_days \(0.5\) must be above min_lag_days \(1.0\)"),
+        ({"washout_days": -1}, "washout_days must be at least 0"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            SignalConfig(**given)
 
 
 def test_eval_learners(records: Path, store: GraphStore, tmp_path: Path) -> None:

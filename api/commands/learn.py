@@ -65,14 +65,18 @@ def learn(
         bool, typer.Option("--reset", help="Forget the saved state and learn from scratch.")
     ] = False,
     min_count: Annotated[
-        int | None, typer.Option(help="Signals need at least this many cases (default 3).")
+        int | None,
+        typer.Option(min=1, help="Signals need at least this many cases (default 3)."),
     ] = None,
     window_days: Annotated[
-        float | None, typer.Option(help="Days after a drug start an event counts (default 90).")
+        float | None,
+        typer.Option(min=1, help="Days after a drug start an event counts (default 90)."),
     ] = None,
     washout_days: Annotated[
         float | None,
-        typer.Option(help="Days in care before an order counts as a new start (default 90)."),
+        typer.Option(
+            min=0, help="Days in care before an order counts as a new start (default 90)."
+        ),
     ] = None,
     wait: Annotated[
         float,
@@ -161,7 +165,7 @@ def proposals_list(
     predicate: Annotated[
         str | None, typer.Option(help="e.g. biolink:has_adverse_event (default: any)")
     ] = None,
-    limit: int = 50,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many edges.")] = 50,
     store: StoreOpt = None,
     json: JsonOpt = False,
 ) -> None:

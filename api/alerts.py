@@ -68,14 +68,17 @@ class AlertModel:
         self.catch_up(feedback)
 
     def catch_up(self, feedback: FeedbackStore) -> int:
-        """Learn the feedback stored since the model's position; returns how many records."""
+        """Learn the feedback stored since the model's position; returns how many records.
+        Only cards of medication problems (they carry a severity) are learned: the model tiers
+        those, and how often diagnosis suggestions are dismissed says nothing about them."""
         with self._lock:
             learned = 0
             for stored in feedback.iter_feedback(self.model.position):
-                record = as_record(stored)
-                self.model.learn_one(record_features(record), record.overridden)
+                if stored.card.severity:
+                    record = as_record(stored)
+                    self.model.learn_one(record_features(record), record.overridden)
+                    learned += 1
                 self.model.position = stored.seq
-                learned += 1
             if learned:
                 try:
                     save_model(self.model, self.path)

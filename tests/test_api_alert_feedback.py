@@ -19,6 +19,7 @@ from kg.store import GraphStore
 from learners.feedback import load_model, model_path
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+HPO = "http://purl.obolibrary.org/obo/hp.owl"
 CLINICIAN = "alert-clinician-key-00001"
 PATIENT = "pt-alerts"
 IBUPROFEN, SIMVASTATIN = ("mr-ibu", "5640", "ibuprofen"), ("mr-simva", "36567", "simvastatin")
@@ -213,3 +214,45 @@ def test_a_card_takes_one_outcome_and_one_override_demotes_nothing(
     again = sign(client, [IBUPROFEN])
     assert card_about(again, "Ibuprofen")["indicator"] == "warning"
     assert "alert feedback" not in str(again["cards"]) and model_named(again) == []
+
+
+def test_feedback_on_diagnosis_suggestions_does_not_train_the_alert_model(
+    client: TestClient, app_settings: Settings
+) -> None:
+    body = {
+        "hook": "patient-view",
+        "hookInstance": "dx",
+        "context": {"userId": "Practitioner/dr-1", "patientId": PATIENT},
+        "prefetch": {
+            "patient": {"resourceType": "Patient", "id": PATIENT, "gender": "male"},
+            "medications": bundle(order(*WARFARIN, status="active")),
+            "conditions": bundle(
+                {
+                    "resourceType": "Condition",
+                    "id": "c-1",
+                    "subject": {"reference": f"Patient/{PATIENT}"},
+                    "code": {"coding": [{"system": HPO, "code": "HP:0001250"}]},
+                }
+            ),
+        },
+    }
+    for _ in range(40):  # every diagnosis suggestion dismissed
+        out = client.post("/cds-services/patient-view", json=body).json()
+        assert out["extension"]["evocdss"]["kind"] == "diagnosis" and out["cards"]
+        response = client.post(
+            "/cds-services/patient-view/feedback",
+            json={
+                "feedback": [
+                    {
+                        "card": c["uuid"],
+                        "outcome": "overridden",
+                        "outcomeTimestamp": "2026-02-01T09:00:00Z",
+                    }
+                    for c in out["cards"]
+                ]
+            },
+        )
+        assert response.status_code == 200, response.text
+    assert load_model(model_path(app_settings)) is None  # nothing learned, nothing saved
+    nsaid = card_about(sign(client, [IBUPROFEN]), "Ibuprofen")
+    assert nsaid["indicator"] == "warning" and "alert feedback" not in str(nsaid)

@@ -145,10 +145,10 @@ def router() -> APIRouter:
         """Check a draft change set with HermiT and publish it as the next version, updating
         the KG in one transaction. 409 when HermiT refuses it (the unsatisfiable classes and
         why), or when it is not a draft or no longer applies; nothing is published then."""
-        changes = _changeset(repo, cs_id)
+        _changeset(repo, cs_id)
         try:
             with _lookup():
-                return publish(repo, ctx.store, changes, scope="full" if full else "module")
+                return publish(repo, ctx.store, cs_id, scope="full" if full else "module")
         except Refused as exc:
             return JSONResponse({"detail": str(exc), "check": exc.result.to_dict()}, 409)
         except (EditError, ValueError) as exc:

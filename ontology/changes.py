@@ -240,6 +240,8 @@ class Editor:
         """Replace the class's label in ``lang``; the old label stays as a synonym."""
         self._known(cls)
         old = self._labels(cls, lang)
+        if Axiom("label", (cls, label, lang)) in old:
+            raise EditError(f"{cls} is already labelled {label!r} in {lang}")
         added = [Axiom("label", (cls, label, lang))]
         added += [Axiom("synonym", (cls, a.terms[1], lang)) for a in old]
         return self._record("rename_class", added, old, reason, source, author)
@@ -297,6 +299,8 @@ class Editor:
         self, sub: str, sup: str, *, reason: str, source: str = "", author: str | None = None
     ) -> Edit:
         """sub SubClassOf sup (for a substance under a drug class: membership)."""
+        if sub == sup:
+            raise EditError(f"{sub} cannot be a subclass of itself")
         axiom = Axiom("subclass", (self._known(sub), self._known(sup)))
         return self._record("add_subclass", [axiom], [], reason, source, author)
 
@@ -311,6 +315,8 @@ class Editor:
         self, a: str, b: str, *, reason: str, source: str = "", author: str | None = None
     ) -> Edit:
         """DisjointClasses(a, b): nothing is both."""
+        if a == b:
+            raise EditError(f"{a} cannot be disjoint with itself")
         axiom = disjoint(self._known(a), self._known(b))
         return self._record("add_disjoint", [axiom], [], reason, source, author)
 

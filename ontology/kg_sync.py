@@ -8,7 +8,8 @@
 - memberships HermiT entailed -> ``biolink:member_of`` with status ``inferred``.
 
 Edges a curator's axioms make are ``curated``; each cites the ontology version, the curator
-and, for rules, the guideline. What a version dropped is ``retracted``, never deleted.
+and, for rules, the guideline. What a version dropped is ``retracted``, never deleted; an
+edge another source stated before the ontology wrote to it gets that source's qualifiers back.
 """
 
 from __future__ import annotations
@@ -122,15 +123,41 @@ def plan_sync(
         sync.edges.append(Edge(s, MEMBER_OF, o, cites(changeset), Status.INFERRED, 1.0, q))
     gone = [k for a in set(old) - set(new) for k in axiom_edges(a, category)]
     gone += [(s, MEMBER_OF, o, {}) for s, o in old_inferred - new_inferred]
-    kept = {(e.subject, e.predicate, e.object) for e in sync.edges}
+    kept = {(s, p, o) for a in new for s, p, o, _ in axiom_edges(a, category)}
+    kept |= {(s, MEMBER_OF, o) for s, o in new_inferred}
     ids = sorted({Edge(s, p, o).id for s, p, o, _ in gone if (s, p, o) not in kept})
-    sync.retract = [eid for eid in ids if store.get_edge(eid) is not None]
+    for eid in ids:
+        if store.get_edge(eid) is None:
+            continue
+        source = _source_edge(store, eid)
+        if source is None:
+            sync.retract.append(eid)
+        else:
+            sync.edges.append(source)
     sync.nodes = _nodes(store, old, new, category)
     sync.citations += list(curators.values())
     sync.citations += [
         sources[c] for c in sorted({e.citations[0] for e in sync.edges}) if c in sources
     ]
     return sync
+
+
+def _source_edge(store: GraphStore, edge_id: str) -> Edge | None:
+    """The edge as another source wrote it, if the ontology's first write merged into it
+    (its own severity and other qualifiers, to restore rather than retract); else None."""
+    first = next((c for c in store.changes(key=edge_id) if c.actor == ACTOR), None)
+    before = first.before if first is not None and first.action == "update_edge" else None
+    if before is None or before["status"] == Status.RETRACTED:
+        return None
+    return Edge(
+        before["subject"],
+        before["predicate"],
+        before["object"],
+        tuple(before["citations"]),
+        before["status"],
+        before["confidence"],
+        before["qualifiers"],
+    )
 
 
 def _nodes(

@@ -75,17 +75,22 @@ def check_changes(repo: Repository, changes: ChangeSet, *, scope: str = "module"
 
 
 def publish(
-    repo: Repository, store: GraphStore, changes: ChangeSet, *, scope: str = "module"
+    repo: Repository, store: GraphStore, changes: ChangeSet | str, *, scope: str = "module"
 ) -> dict[str, Any]:
     """Check the change set with HermiT, then publish it as the next version and synchronise
     the KG. An inconsistent or incoherent change set is refused (``Refused``, recorded on the
     change set) and nothing is published. Returns the version's manifest.
+
+    Given the id of a saved change set, it is read under the publish lock, so that an edit
+    saved meanwhile is published with it.
     """
-    if changes.status != DRAFT:
-        raise ValueError(f"change set {changes.id} is {changes.status}: only drafts publish")
-    if not changes.edits:
-        raise ValueError(f"change set {changes.id} has no edits")
     with repo.lock():
+        if isinstance(changes, str):
+            changes = repo.changeset(changes)
+        if changes.status != DRAFT:
+            raise ValueError(f"change set {changes.id} is {changes.status}: only drafts publish")
+        if not changes.added and not changes.removed:
+            raise ValueError(f"change set {changes.id} has no edits, or they cancel out")
         return _publish(repo, store, changes, scope)
 
 
@@ -182,6 +187,8 @@ def import_file(
 
     edited = read_axioms(path)
     head = set(repo.load().axioms)
+    if not any(a.kind == "class" for a in edited & head):
+        raise ValueError(f"{path} declares none of the ontology's classes")
     changes = ChangeSet.new(author, reason)
     added, removed = edited - head, head - edited
     cited = {a.terms[5] for a in added if a.kind == "rule"}

@@ -8,6 +8,7 @@ shows and keeps when it saves.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from kg.vocab import INTERACTS_WITH
@@ -135,7 +136,8 @@ def write_ntriples(axioms: Iterable[Axiom], path: Path, version: int | None = No
 
 def read_axioms(path: Path, fmt: str | None = None) -> set[Axiom]:
     """The axioms of an OWL/RDF file (RDF/XML, Turtle, N-Triples, JSON-LD), e.g. saved by
-    Protégé. Statements outside the ontology's axiom kinds are ignored."""
+    Protégé. Statements outside the ontology's axiom kinds are ignored; a file that does not
+    parse is a ``ValueError``."""
     from rdflib import Graph
     from rdflib.util import guess_format
 
@@ -144,14 +146,25 @@ def read_axioms(path: Path, fmt: str | None = None) -> set[Axiom]:
         import owlready2
 
         world = owlready2.World()
-        world.get_ontology(path.resolve().as_uri()).load()
         try:
+            with _parsing(path, fmt):
+                world.get_ontology(path.resolve().as_uri()).load()
             return graph_axioms(world.as_rdflib_graph())
         finally:
             world.close()
     graph = Graph()
-    graph.parse(path, format=fmt)
+    with _parsing(path, fmt):
+        graph.parse(path, format=fmt)
     return graph_axioms(graph)
+
+
+@contextmanager
+def _parsing(path: Path, fmt: str) -> Iterator[None]:
+    """A parser's error (of any kind) becomes a one-line ``ValueError`` naming the file."""
+    try:
+        yield
+    except Exception as exc:  # the RDF parsers raise many kinds of errors
+        raise ValueError(f"{path} is not {fmt} RDF: {' '.join(str(exc).split())}") from exc
 
 
 def graph_axioms(graph: object) -> set[Axiom]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
@@ -20,7 +21,8 @@ from kg.model import Citation, Edge
 from kg.settings import Settings
 from kg.store import GraphStore
 from kg.vocab import Status
-from ontology.publish import init_ontology
+from ontology.axioms import Axiom
+from ontology.publish import editor, init_ontology
 from ontology.terms import iri
 from ontology.versions import Repository
 
@@ -250,6 +252,12 @@ def test_roles_unknown_ids_and_bad_bodies(world: tuple[TestClient, GraphStore, P
         409,
     )
     assert dup["detail"].startswith("class:")
+    for body_, says in (
+        ({"op": "add_subclass", "sub": STATINS, "sup": STATINS}, "subclass of itself"),
+        ({"op": "add_disjoint", "a": STATINS, "b": STATINS}, "disjoint with itself"),
+        ({"op": "rename", "class": STATINS, "label": "statins"}, "already labelled"),
+    ):
+        assert says in edit(client, cs, {**body_, "reason": "x"}, 422)["detail"]
 
     def bad(body: dict) -> set[str]:
         detail = edit(client, cs, body, 422)["detail"]
@@ -311,6 +319,14 @@ def test_owl_round_trip_through_import(world: tuple[TestClient, GraphStore, Path
         headers={"Content-Type": "text/turtle"},
     )
     assert garbage.status_code == 422 and garbage.json()["detail"].startswith("body:")
+    for unrelated in (b"", b"@prefix x: <http://x/> . x:a x:b x:c ."):
+        refused = client.post(
+            "/v1/ontology/import",
+            params={"reason": "wrong file"},
+            content=unrelated,
+            headers={"Content-Type": "text/turtle"},
+        )
+        assert refused.status_code == 422 and "none of the ontology's classes" in refused.text
 
 
 def test_proposals_are_listed_accepted_and_rejected_with_actor_and_reason(
@@ -369,3 +385,31 @@ def test_proposals_are_listed_accepted_and_rejected_with_actor_and_reason(
     )
     assert client.post(f"/v1/proposals/{proposed[1].id}/accept", json={}).status_code == 422
     assert client.get("/v1/proposals/not-an-edge").status_code == 422
+
+
+def test_publish_keeps_an_edit_saved_while_it_waited_for_the_lock(
+    world: tuple[TestClient, GraphStore, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The change set is read under the publish lock: an edit saved by the request that held
+    the lock first is published with it, not dropped."""
+    client, _, _ = world
+    cs = new_changeset(client, "two synonyms")
+    first = {"op": "add_synonym", "class": STATINS, "text": "test statin synonym one"}
+    edit(client, cs, {**first, "lang": "en", "reason": "first"})
+    repo = client.app.state.ontology
+    lock = repo.lock
+
+    @contextmanager
+    def edited_first() -> Iterator[None]:
+        changes = repo.changeset(cs)
+        editor(repo, changes).add_synonym(STATINS, "test statin synonym two", "en", reason="second")
+        repo.save(changes)
+        with lock():
+            yield
+
+    monkeypatch.setattr(repo, "lock", edited_first)
+    response = client.post(f"/v1/ontology/changesets/{cs}/publish")
+    assert response.status_code == 201, response.text
+    axioms = repo.load(response.json()["version"]).axioms
+    assert Axiom("synonym", (STATINS, "test statin synonym two", "en")) in axioms
+    assert len(repo.changeset(cs).edits) == 2

@@ -14,7 +14,7 @@ from kg import open_store
 from kg.model import Citation
 from kg.settings import Settings
 from kg.store import GraphStore
-from kg.vocab import Status
+from kg.vocab import INTERACTS_WITH, Status
 from ontology.axioms import Axiom, disjoint
 from ontology.changes import PUBLISHED, REFUSED, ChangeSet
 from ontology.publish import Refused, editor, import_file, init_ontology, publish, revert
@@ -237,6 +237,12 @@ def test_cli_edit_check_publish_diff_history_sparql_revert(
         assert "prov:wasGeneratedBy" in out.read_text(encoding="utf-8")
 
         assert "published version 3" in run("revert", cs, "--author", "eve", "--reason", "undo")
+
+        (tmp_path / "junk.owl").write_text("not an ontology", encoding="utf-8")
+        (tmp_path / "empty.ttl").write_text("", encoding="utf-8")
+        for name in ("junk.owl", "empty.ttl"):
+            out = run("import", str(tmp_path / name), "--author", "eve", "--reason", "r", code=2)
+            assert out.startswith("error: ") and len(out.splitlines()) == 1, out
     finally:
         get_settings.cache_clear()
 
@@ -284,3 +290,72 @@ def test_rename_deprecate_and_their_kg_nodes(base: Path, built_kg: GraphStore) -
     renamed = {(s.text, s.lang) for s in nodes[NSAIDS].synonyms}
     assert ("non-steroidal anti-inflammatory drugs", "en") in renamed
     assert sync.edges == [] and sync.retract == []  # names and schema axioms are not edges
+
+
+def test_edits_that_change_nothing_or_relate_a_class_to_itself_are_refused(
+    world: tuple[Repository, GraphStore],
+) -> None:
+    """Renaming to the current label and self subclass/disjointness are EditErrors; a change
+    set whose edits cancel out does not publish (HermiT would choke or a version repeat)."""
+    from ontology.changes import EditError
+
+    repo, store = world
+    cs = ChangeSet.new("frank", "edits that say nothing")
+    ed = editor(repo, cs)
+    with pytest.raises(EditError, match="already labelled 'NSAIDs' in en"):
+        ed.rename_class(NSAIDS, "NSAIDs", reason="typo check")
+    with pytest.raises(EditError, match="subclass of itself"):
+        ed.add_subclass(NSAIDS, NSAIDS, reason="x")
+    with pytest.raises(EditError, match="disjoint with itself"):
+        ed.add_disjoint(NSAIDS, NSAIDS, reason="x")
+    ed.add_subclass("ANSM:ibuprofene", STATINS, reason="oops")
+    ed.remove_subclass("ANSM:ibuprofene", STATINS, reason="undo oops")
+    head = repo.head()
+    with pytest.raises(ValueError, match="has no edits, or they cancel out"):
+        publish(repo, store, cs)
+    assert repo.head() == head
+
+
+def test_undoing_a_rule_gives_the_sources_interaction_back(
+    world: tuple[Repository, GraphStore],
+) -> None:
+    """A rule over an interaction ANSM states, then reverted: ANSM's edges keep their status
+    and get their own severity back; they are not retracted with the rule."""
+    repo, store = world
+    a, b = "ANSM:abatacept", "ANSM:anti-tnf-alpha"
+    ansm = [store.edges(s, INTERACTS_WITH, o)[0] for s, o in ((a, b), (b, a))]
+    assert {e.qualifiers["severity"] for e in ansm} == {"avoid"}
+    cs = ChangeSet.new("alice", "stricter per the test guideline")
+    ed = editor(repo, cs)
+    ed.add_rule(a, b, severity="contraindicated", management="Do not combine.",
+                source=ed.cite(GUIDELINE), section="5", date="2026-01-15", reason="g")  # fmt: skip
+    publish(repo, store, cs)
+    assert store.get_edge(ansm[0].id).qualifiers["severity"] == "contraindicated"
+
+    manifest = revert(repo, store, cs.id, author="bob", reason="entered by mistake")
+    assert manifest["kg"]["retracted"] == 0
+    for edge in ansm:
+        after = store.get_edge(edge.id)
+        assert after is not None and after.status != Status.RETRACTED
+        assert after.qualifiers["severity"] == "avoid"
+
+
+def test_removing_one_of_two_rules_on_a_pair_keeps_their_edges(
+    world: tuple[Repository, GraphStore],
+) -> None:
+    """STATINS->PPIS and PPIS->STATINS make the same two edges: dropping one rule keeps them."""
+    repo, store = world
+    cs = ChangeSet.new("alice", "the pair both ways")
+    ed = editor(repo, cs)
+    source = ed.cite(GUIDELINE)
+    for a, b in ((STATINS, PPIS), (PPIS, STATINS)):
+        ed.add_rule(a, b, severity="precaution", management="Monitor.", source=source,
+                    section="4.2", date="2026-01-15", reason="both ways")  # fmt: skip
+    publish(repo, store, cs)
+    (one,) = [x for x in cs.added if x.terms[:2] == (STATINS, PPIS)]
+    drop = ChangeSet.new("bob", "one direction withdrawn")
+    editor(repo, drop).replace_axioms(set(), {one}, op="import", reason="withdrawn")
+    manifest = publish(repo, store, drop)
+    assert manifest["kg"]["retracted"] == 0
+    for s, o in ((STATINS, PPIS), (PPIS, STATINS)):
+        assert [e.status for e in store.edges(s, INTERACTS_WITH, o)] == [Status.CURATED]

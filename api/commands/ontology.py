@@ -264,11 +264,8 @@ def publish(cs: str, store: StoreOpt = None, full: Full = False, as_json: JsonOp
     from ontology.publish import Refused
     from ontology.publish import publish as do_publish
 
-    repo = _repo()
     try:
-        manifest = do_publish(
-            repo, store_for(store), repo.changeset(cs), scope="full" if full else "module"
-        )
+        manifest = do_publish(_repo(), store_for(store), cs, scope="full" if full else "module")
     except Refused as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
@@ -17,7 +18,17 @@ Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, ma
 Curie = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_curie)]
 Lang = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8})*$")]
 Category = Annotated[str, AfterValidator(check_category)]
-Day = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$")]
+
+
+def _calendar_day(day: str) -> str:
+    """``day`` if it is a day of the calendar (2026-13-45 matches the pattern, but is not)."""
+    datetime.date.fromisoformat(day)
+    return day
+
+
+Day = Annotated[
+    str, StringConstraints(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_calendar_day)
+]
 SourceId = Annotated[
     str, Field(max_length=200, description="Citation id of the edit's source (optional).")
 ]

@@ -202,10 +202,8 @@ def router() -> APIRouter:
     @api.get("/history/{cls:path}", response_model=list[HistoryRow], responses=error_responses(404))
     def history(cls: str, repo: Repo, _: Reader) -> list[dict[str, Any]]:
         """Who changed a class, when, why and on what source, oldest first."""
-        rows = repo.history(cls)
-        if not rows:
-            raise HTTPException(404, f"no class {cls} in any version of the ontology")
-        return rows
+        with _lookup():
+            return repo.history(cls)
 
     @api.post(
         "/import",

@@ -177,14 +177,14 @@ class Editor:
         author: str | None,
     ) -> Edit:
         if not reason.strip():
-            raise EditError(f"{op}: every edit needs a reason")
+            raise EditError("every edit needs a reason")
         state = self.state
         missing = [a for a in removed if a not in state]
         if missing:
-            raise EditError(f"{op}: the ontology has no {missing[0]}")
+            raise EditError(f"the ontology has no {missing[0]}")
         added = [a for a in added if a not in state]
         if not added and not removed:
-            raise EditError(f"{op}: nothing to change, the ontology already says so")
+            raise EditError("nothing to change, the ontology already says so")
         edit = Edit(op, author or self.changes.author, time.time(), reason, source, added, removed)
         self.changes.edits.append(edit)
         return edit
@@ -255,12 +255,18 @@ class Editor:
         source: str = "",
         author: str | None = None,
     ) -> Edit:
-        """Mark the class deprecated (its id stays), pointing to its replacement."""
+        """Mark the class deprecated (its id stays), pointing to its replacement (which
+        replaces any earlier one)."""
         self._known(cls)
         added = [Axiom("deprecated", (cls,))]
+        removed = []
         if replaced_by:
-            added.append(Axiom("replaced_by", (cls, self._known(replaced_by))))
-        return self._record("deprecate_class", added, [], reason, source, author)
+            new = Axiom("replaced_by", (cls, self._known(replaced_by)))
+            added.append(new)
+            removed = [
+                a for a in self.state if a.kind == "replaced_by" and a.terms[0] == cls and a != new
+            ]
+        return self._record("deprecate_class", added, removed, reason, source, author)
 
     def add_label(
         self,

@@ -172,9 +172,10 @@ class Repository:
         between = [c for c in self.published() if c.version and lo < c.version <= hi]
 
         def who(axiom: Axiom, side: str) -> dict[str, Any]:
+            made = side if v1 <= v2 else {"added": "removed", "removed": "added"}[side]
             for cs in reversed(between):
                 for e in reversed(cs.edits):
-                    if axiom in (e.added if side == "added" else e.removed):
+                    if axiom in (e.added if made == "added" else e.removed):
                         return {
                             "changeset": cs.id,
                             "version": cs.version,
@@ -187,8 +188,6 @@ class Repository:
 
         added = sorted(set(new.axioms) - set(old.axioms))
         removed = sorted(set(old.axioms) - set(new.axioms))
-        if v2 < v1:
-            added, removed = removed, added
         return {
             "from": v1,
             "to": v2,
@@ -197,7 +196,8 @@ class Repository:
         }
 
     def history(self, cls: str) -> list[dict[str, Any]]:
-        """Who changed a class, when, why and on what source, oldest first (base included)."""
+        """Who changed a class, when, why and on what source, oldest first (base included);
+        ``VersionError`` for a class no version holds."""
         out = []
         if self.numbers():
             first = self.load(self.numbers()[0])
@@ -231,4 +231,6 @@ class Repository:
                             "removed": [a.to_json() for a in e.removed if cls in a.classes],
                         }
                     )
+        if not out:
+            raise VersionError(f"no class {cls} in any version of the ontology")
         return out

@@ -212,6 +212,10 @@ def test_curator_publishes_a_rule_the_reasoner_uses_then_reverts_it(
     assert retraction.reason.startswith("ontology v3") and retraction.after["status"] == "retracted"
     back = client.get("/v1/ontology/diff/2/3").json()
     assert {r["author"] for r in back["removed"]} == {curator}
+    assert [r["axiom"] for r in back["removed"]] == [r["axiom"] for r in d["added"]]
+    undo = client.get("/v1/ontology/diff/2/1").json()  # from 2 back to 1: the rule goes
+    assert [r["axiom"] for r in undo["removed"]] == [r["axiom"] for r in d["added"]]
+    assert undo["added"] == [] and {r["author"] for r in undo["removed"]} == {curator}
 
 
 def test_roles_unknown_ids_and_bad_bodies(world: tuple[TestClient, GraphStore, Path]) -> None:
@@ -275,6 +279,7 @@ def test_roles_unknown_ids_and_bad_bodies(world: tuple[TestClient, GraphStore, P
         "reason": "x",
     }
     assert bad(rule) == {"severity", "title", "date"}
+    assert "date" in bad({**rule, "date": "2026-13-45"})
     assert bad({**body, "sub": "not a curie"}) == {"sub"}
     assert bad({**body, "reason": " "}) == {"reason"}
     assert bad(

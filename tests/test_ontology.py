@@ -211,6 +211,7 @@ def test_cli_edit_check_publish_diff_history_sparql_revert(
         assert "published version 2" in run("publish", cs)
         assert f"eve {cs}" in run("diff", "1", "2")
         assert "add_rule by eve" in run("history", STATINS)
+        assert "no class EVO:nothing in any version" in run("history", "EVO:nothing", code=2)
         assert "v2 " in run("versions")
 
         bad = run("new", "--author", "eve", "--reason", "mistake").strip()
@@ -276,8 +277,15 @@ def test_rename_deprecate_and_their_kg_nodes(base: Path, built_kg: GraphStore) -
     with pytest.raises(EditError, match="unknown severity"):
         ed.add_rule(NSAIDS, PPIS, severity="bad", management="", source="", section="",
                     date="", reason="x")  # fmt: skip
-    with pytest.raises(EditError, match="every edit needs a reason"):
+    with pytest.raises(EditError, match=r"^every edit needs a reason$"):
         ed.add_synonym(NSAIDS, "AINS", "fr", reason=" ")
+    # deprecated again with another replacement: it replaces the first
+    ed.deprecate_class(
+        "ANSM:autres-hypnotiques", replaced_by="ANSM:medicaments-sedatifs", reason="x"
+    )
+    assert Axiom("replaced_by", ("ANSM:autres-hypnotiques", "ANSM:hypnotiques")) not in cs.apply(
+        set(head.axioms)
+    )
 
     new = dict.fromkeys(cs.apply(set(head.axioms)), cs.id) | {
         a: c for a, c in head.axioms.items() if a not in cs.removed
@@ -286,7 +294,10 @@ def test_rename_deprecate_and_their_kg_nodes(base: Path, built_kg: GraphStore) -
                      authors={cs.id: "erin"}, sources={})  # fmt: skip
     nodes = {n.id: n for n in sync.nodes}
     old = nodes["ANSM:autres-hypnotiques"]
-    assert old.properties["deprecated"] and old.properties["replaced_by"] == "ANSM:hypnotiques"
+    assert (
+        old.properties["deprecated"]
+        and old.properties["replaced_by"] == "ANSM:medicaments-sedatifs"
+    )
     renamed = {(s.text, s.lang) for s in nodes[NSAIDS].synonyms}
     assert ("non-steroidal anti-inflammatory drugs", "en") in renamed
     assert sync.edges == [] and sync.retract == []  # names and schema axioms are not edges

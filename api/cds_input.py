@@ -18,7 +18,7 @@ from api.context import ApiContext
 from ingest.fhir import curie_for, read_bundle
 from ingest.patient import Item, MedicationItem, PatientContext
 from kg.store import GraphStore
-from reasoner.inputs import Coded, Patient, Query
+from reasoner.inputs import MAX_CONDITIONS, Coded, Patient, Query
 
 MAX_AGE = 150
 INACTIVE_MEDICATION = frozenset(
@@ -109,22 +109,27 @@ def read_hook(
             InputProblem(kind="bad-date", position="Patient", message="implausible age")
         )
         patient.age = None
+    conditions = _conditions(ctx.reasoner.store, patient, problems)
     try:
-        query = _query(ctx.reasoner.store, request.hookInstance, patient, meds)
+        query = _query(ctx.reasoner.store, request.hookInstance, patient, meds, conditions)
     except ValidationError as exc:
         raise HTTPException(422, f"the hook's data cannot be checked: {one_line(exc)}") from None
     return HookInput(pid, query, origins, focus, problems, unreadable)
 
 
 def _query(
-    store: GraphStore, hook_instance: str, patient: PatientContext, meds: list[Coded]
+    store: GraphStore,
+    hook_instance: str,
+    patient: PatientContext,
+    meds: list[Coded],
+    conditions: list[Coded],
 ) -> Query:
     return Query(
         id=hook_instance,
         patient=Patient(
             medications=meds,
             allergies=_active(store, patient.allergies, INACTIVE_ALLERGY, ("RXNORM",)),
-            conditions=_active(store, patient.conditions, INACTIVE_CONDITION, None),
+            conditions=conditions,
             phenotypes=_phenotypes(patient, excluded=False),
             excluded_phenotypes=_phenotypes(patient, excluded=True),
             age=patient.age,
@@ -151,25 +156,27 @@ def one_line(exc: ValidationError) -> str:
 def _entries(
     subject: str, drafts: Bundle | None, prefetch: dict[str, FhirResource | None]
 ) -> tuple[list[dict[str, Any]], dict[int, str], dict[int, str]]:
-    """The entries of one Bundle of the draft orders (first) and every prefetched resource,
-    with the positions of the draft orders, and of every resource the medication check needs
-    (medications and allergies), as ``Type/id``. A prefetch Bundle that is not one is a 422."""
-    resources = [e.resource.model_dump() for e in drafts.entry if e.resource] if drafts else []
-    n_drafts = len(resources)
+    """The entries (with their ``fullUrl``) of one Bundle of the draft orders (first) and every
+    prefetched resource, with the positions of the draft orders, and of every resource the
+    medication check needs (medications and allergies), as ``Type/id``. A prefetch Bundle
+    that is not one is a 422."""
+    entries = [e.model_dump() for e in drafts.entry if e.resource] if drafts else []
+    n_drafts = len(entries)
     for key, value in prefetch.items():
         if value is None:
             continue
         data = value.model_dump()
         if data["resourceType"] != "Bundle":
-            resources.append(data)
+            entries.append({"resource": data})
             continue
-        entries = data.get("entry", [])
-        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        found = data.get("entry", [])
+        if not isinstance(found, list) or not all(isinstance(e, dict) for e in found):
             raise HTTPException(422, f"prefetch.{key}: Bundle.entry is not a list of objects")
-        resources += [e["resource"] for e in entries if isinstance(e.get("resource"), dict)]
+        entries += [e for e in found if isinstance(e.get("resource"), dict)]
     drafts_at: dict[int, str] = {}
     checked_at: dict[int, str] = {}
-    for i, resource in enumerate(resources):
+    for i, entry in enumerate(entries):
+        resource = entry["resource"]
         rtype = resource.get("resourceType")
         rid = resource.get("id")
         ref = f"{rtype}/{rid}" if isinstance(rid, str) and rid else f"{rtype} (entry {i})"
@@ -178,7 +185,7 @@ def _entries(
             drafts_at[i] = ref
         if rtype in CHECKED_TYPES:
             checked_at[i] = ref
-    return [{"resource": r} for r in resources], drafts_at, checked_at
+    return entries, drafts_at, checked_at
 
 
 def _problem(p: Any) -> InputProblem:
@@ -200,6 +207,20 @@ def _active(
     prefixes: tuple[str, ...] | None,
 ) -> list[Coded]:
     return [c for x in items if x.status not in inactive and (c := _coded(store, x, prefixes))]
+
+
+def _conditions(
+    store: GraphStore, patient: PatientContext, problems: list[InputProblem]
+) -> list[Coded]:
+    """The patient's active conditions, one per code (or text); past ``MAX_CONDITIONS`` the
+    rest are left out, with a problem (the medication check does not use them)."""
+    first: dict[str | None, Coded] = {}
+    for c in _active(store, patient.conditions, INACTIVE_CONDITION, None):
+        first.setdefault(c.code or c.text, c)
+    if len(first) > MAX_CONDITIONS:
+        message = f"{len(first)} distinct conditions; only the first {MAX_CONDITIONS} were read"
+        problems.append(InputProblem(kind="too-many-conditions", position="input", message=message))
+    return list(first.values())[:MAX_CONDITIONS]
 
 
 def _coded(store: GraphStore, item: Any, prefixes: tuple[str, ...] | None) -> Coded | None:

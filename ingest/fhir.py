@@ -6,7 +6,9 @@ skipped. Each coded item is linked to the KG by a ``CodeLinker``; ``StoreCodeLin
 every code's display text against the KG node's names, so a code that says something else
 (clinosim writes alendronate orders with RxNorm 3002, cyclophosphamide) is a ``conflict``,
 never a link. A ``doNotPerform`` MedicationRequest is reported, not read: it is no medication
-taken.
+taken; so is an HPO finding entered in error. An HPO code that is no HPO id is reported and
+skipped (the OBO-style ``HP_0001250`` is read as ``HP:0001250``); SNOMED CT Negative or Absent
+as an Observation's value excludes its finding.
 
 Privacy: a patient is known by a salted hash of its resource id; names, addresses,
 identifiers and birth dates are not kept (only the age). A resource id that contains one of
@@ -67,6 +69,9 @@ SYSTEM_PREFIXES = {
 #: SNOMED CT codes that say "no known allergy" rather than naming one.
 NO_KNOWN_ALLERGY = frozenset({"716186003", "409137002", "429625007", "428607008", "428197003"})
 
+#: SNOMED CT values of an Observation that say the finding is absent (Negative, Absent).
+ABSENT_FINDING = frozenset({"260385009", "2667000"})
+
 #: Resource types read into patient records (``Medication`` only to resolve references).
 RESOURCE_TYPES = frozenset(
     {
@@ -100,13 +105,16 @@ class CodeLinker(Protocol):
 
 
 def curie_for(system: str, code: str) -> str | None:
-    """The KG id a FHIR coding maps to (``ICD10CM:E11.9``, ``RXNORM:3002``), or None."""
+    """The KG id a FHIR coding maps to (``ICD10CM:E11.9``, ``RXNORM:3002``), or None; an
+    OBO-style ``HP_0001250`` is ``HP:0001250``, an HPO code of another form is None."""
     prefix = SYSTEM_PREFIXES.get(system.rstrip("/"))
     local = code.strip()
     if not prefix or not local:
         return None
-    if local.upper().startswith(prefix + ":"):
+    if local.upper().startswith((prefix + ":", prefix + "_")):
         local = local[len(prefix) + 1 :]
+    if prefix == "HP" and not _HPO_LOCAL.fullmatch(local):
+        return None
     if prefix == "ICD10CM":
         local = local.upper()
         if len(local) > 3 and "." not in local:
@@ -541,7 +549,8 @@ class _Parser:
         codes, text = self._concept(r, "code")
         status = _status(r, "clinicalStatus", "verificationStatus")
         onset = self._time(r, "onsetDateTime") or self._period_start(r, "onsetPeriod")
-        if self._phenotype(codes, text, status == "refuted", onset, source):
+        void = status == "entered-in-error"
+        if self._phenotype(codes, text, status == "refuted", onset, source, void=void):
             return
         self.ctx.conditions.append(
             ConditionItem(
@@ -615,8 +624,9 @@ class _Parser:
         )
         value, unit, value_code = _value(r)
         interpretation = _first_code(_list(r, "interpretation"))
-        excluded = value is False or interpretation.upper() == "NEG"
-        if self._phenotype(codes, text, excluded, effective, source):
+        excluded = value is False or interpretation.upper() == "NEG" or _says_absent(value_code)
+        void = _str(r, "status") == "entered-in-error"
+        if self._phenotype(codes, text, excluded, effective, source, void=void):
             return
         components = _list(r, "component")
         common = {
@@ -663,16 +673,27 @@ class _Parser:
         excluded: bool,
         onset: datetime | None,
         source: Source,
+        *,
+        void: bool = False,
     ) -> bool:
-        """Record an HPO-coded Condition or Observation as a phenotype (True if it was one)."""
+        """Record an HPO-coded Condition or Observation as a phenotype (True if it was one).
+
+        HPO codes that are no HPO ids are reported and skipped; a ``void`` one (entered in
+        error) is reported, not read."""
         hpo = tuple(c for c in codes if c.system.rstrip("/") in HPO_SYSTEMS)
-        if not hpo:
+        valid = tuple(c for c in hpo if curie_for(c.system, c.code))
+        if bad := [c.code for c in hpo if c not in valid]:
+            self.problem("bad-code", f"not HPO ids (HP:0000000), skipped: {bad}")
+        if not valid:
             return False
+        if void:
+            self.problem("entered-in-error", "an HPO finding entered in error; not read")
+            return True
         self.ctx.phenotypes.append(
             PhenotypeItem(
                 codes=codes,
                 text=text,
-                link=self._link(hpo, text),
+                link=self._link(valid, text),
                 status="excluded" if excluded else "present",
                 source=source,
                 excluded=excluded,
@@ -825,12 +846,20 @@ def _value(r: dict[str, Any]) -> tuple[float | int | str | bool | None, str, Cod
     return None, "", None
 
 
+def _says_absent(value_code: Code | None) -> bool:
+    """Whether an Observation's coded value is SNOMED CT Negative or Absent."""
+    if value_code is None:
+        return False
+    return value_code.system == "http://snomed.info/sct" and value_code.code in ABSENT_FINDING
+
+
 def _reference(value: Any) -> str:
     if isinstance(value, dict) and isinstance(value.get("reference"), str):
         return value["reference"]
     return ""
 
 
+_HPO_LOCAL = re.compile(r"[0-9]{7}")
 _REFERENCE = re.compile(r"([A-Za-z]+/[^/]+?)(?:/_history/[^/]*)?$")
 _PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2}))?$")
 

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MAX_CONDITIONS = 500
+
 
 class Coded(BaseModel):
     """A medication, condition or allergy: a code (CURIE, e.g. ``RXNORM:11289``), a text, or
@@ -40,7 +42,7 @@ class Patient(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     medications: list[Coded] = Field(default_factory=list, max_length=200)
-    conditions: list[Coded] = Field(default_factory=list, max_length=500)
+    conditions: list[Coded] = Field(default_factory=list, max_length=MAX_CONDITIONS)
     allergies: list[Coded] = Field(default_factory=list, max_length=200)
     labs: list[Lab] = Field(default_factory=list, max_length=1000)
     phenotypes: list[str] = Field(default_factory=list, max_length=500)

@@ -360,6 +360,117 @@ def test_patient_view(client: TestClient) -> None:
     assert all(len(c["uuid"]) == 36 and len(c["summary"]) <= 140 for c in out["cards"])
 
 
+def hpo_finding(rtype: str, rid: str, code: str, **fields: Any) -> dict:
+    coding = [{"system": "http://purl.obolibrary.org/obo/hp.owl", "code": code}]
+    return {
+        "resourceType": rtype,
+        "id": rid,
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "code": {"coding": coding},
+        **fields,
+    }
+
+
+def test_patient_view_leaves_out_void_findings_and_excludes_absent_ones(
+    client: TestClient,
+) -> None:
+    void = {"coding": [{"code": "entered-in-error"}]}
+    conditions = [
+        hpo_finding("Condition", "c-1", "HP:0001250", verificationStatus=void),
+        hpo_finding("Condition", "c-2", "HP:0002315"),
+    ]
+    absent = {"coding": [{"system": "http://snomed.info/sct", "code": "2667000"}]}
+    observation = hpo_finding("Observation", "o-1", "HP:0001263", valueCodeableConcept=absent)
+    body = hook_body("patient-view", conditions=conditions)
+    body["prefetch"]["observations"] = bundle(observation)
+    response = client.post("/cds-services/patient-view", json=body)
+    assert response.status_code == 200, response.text
+    trace = response.json()["extension"]["evocdss-input"]
+    sent = trace["query"]["patient"]
+    assert (sent["phenotypes"], sent["excluded_phenotypes"]) == (["HP:0002315"], ["HP:0001263"])
+    assert [p["kind"] for p in trace["problems"]] == ["entered-in-error"]
+
+
+def test_patient_view_reads_obo_style_hpo_codes_and_skips_malformed_ones(
+    client: TestClient,
+) -> None:
+    body = hook_body(
+        "patient-view",
+        active=[
+            medication("mr-1", "1191", "aspirin", status="active"),
+            medication("mr-2", "11289", "warfarin", status="active"),
+        ],
+        conditions=[
+            hpo_finding("Condition", "c-1", "HP_0001250"),
+            hpo_finding("Condition", "c-2", "HP:12"),
+        ],
+    )
+    response = client.post("/cds-services/patient-view", json=body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    trace = out["extension"]["evocdss-input"]
+    assert trace["query"]["patient"]["phenotypes"] == ["HP:0001250"]
+    assert [p["kind"] for p in trace["problems"]] == ["bad-code"]
+    assert out["cards"][0]["indicator"] == "critical"  # aspirin + warfarin
+
+
+def test_many_conditions_are_read_once_and_capped(client: TestClient) -> None:
+    hypertension = {
+        "coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"}],
+        "text": "Essential (primary) hypertension",
+    }
+    conditions = [
+        {
+            "resourceType": "Condition",
+            "id": f"c-{i}",
+            "subject": {"reference": f"Patient/{PATIENT}"},
+            "code": hypertension if i % 2 else {"text": f"finding {i}"},
+        }
+        for i in range(1002)
+    ]
+    out = sign(
+        client,
+        drafts=[medication("mr-new", "5640", "ibuprofen")],
+        active=[medication("mr-old", "11289", "warfarin", status="active")],
+        conditions=conditions,
+    )
+    assert [c["summary"] for c in out["cards"]] == ["Ibuprofen + Warfarin (avoid)"]
+    trace = out["extension"]["evocdss-input"]
+    sent = trace["query"]["patient"]["conditions"]
+    assert len(sent) == 500 and [c.get("code") for c in sent[:3]] == [None, "ICD10CM:I10", None]
+    [problem] = trace["problems"]
+    assert problem["kind"] == "too-many-conditions" and "502 distinct" in problem["message"]
+
+
+def test_a_medication_reference_to_a_draft_bundle_full_url(client: TestClient) -> None:
+    med_url, order_url = (f"urn:uuid:1f0c2a7e-0000-4000-8000-00000000000{i}" for i in (1, 2))
+    order = {**medication("mr-new", None), "medicationReference": {"reference": med_url}}
+    del order["medicationCodeableConcept"]
+    ibuprofen = {
+        "resourceType": "Medication",
+        "id": "med-1",
+        "code": {"coding": [{"system": RXNORM, "code": "5640", "display": "ibuprofen"}]},
+    }
+    body = hook_body("order-sign", active=[medication("mr-old", "11289", "warfarin", "active")])
+    body["context"]["draftOrders"] = {
+        "resourceType": "Bundle",
+        "entry": [
+            {"fullUrl": med_url, "resource": ibuprofen},
+            {"fullUrl": order_url, "resource": order},
+        ],
+    }
+    response = client.post("/cds-services/order-sign", json=body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert [c["summary"] for c in out["cards"]] == ["Ibuprofen + Warfarin (avoid)"]
+    trace = out["extension"]["evocdss-input"]
+    assert trace["medications"][0] == {
+        "index": 0,
+        "origin": "draft",
+        "resource": "MedicationRequest/mr-new",
+    }
+
+
 def test_missing_prefetch_is_412(client: TestClient) -> None:
     body = hook_body("order-sign", drafts=[medication("mr-a", "5640", "ibuprofen")])
     del body["prefetch"]["allergies"]

@@ -504,3 +504,56 @@ def test_malformed_patient_is_kept_and_reported() -> None:
         ("malformed-resource", "<input>#entry[0]")
     ]
     assert read.source is not None and read.source.resource_id == read.patient_id
+
+
+def hpo_finding(rtype: str, code: str, **fields: Any) -> dict[str, Any]:
+    """A Condition or Observation of patient p6 coded with one HPO code."""
+    coding = [{"system": "http://purl.obolibrary.org/obo/hp.owl", "code": code}]
+    return {
+        "resourceType": rtype,
+        "subject": {"reference": "Patient/p6"},
+        "code": {"coding": coding, "text": "Seizure"},
+        **fields,
+    }
+
+
+def test_negative_absent_and_void_hpo_findings() -> None:
+    snomed = "http://snomed.info/sct"
+    void = {"coding": [{"code": "entered-in-error"}]}
+    findings = [
+        hpo_finding("Condition", "HP:0000001", verificationStatus=void),
+        hpo_finding("Observation", "HP:0000002", status="entered-in-error", valueBoolean=True),
+        hpo_finding("Observation", "HP:0000003", status="final", valueBoolean=True),
+        *(
+            hpo_finding(
+                "Observation",
+                code,
+                status="final",
+                valueCodeableConcept={"coding": [{"system": snomed, "code": value}]},
+            )
+            for code, value in (("HP:0000004", "2667000"), ("HP:0000005", "260385009"))
+        ),
+    ]
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": r} for r in findings]}
+    [patient] = read_bundle(bundle, salt=SALT).patients
+    assert [(p.codes[0].code, p.excluded) for p in patient.phenotypes] == [
+        ("HP:0000003", False),
+        ("HP:0000004", True),
+        ("HP:0000005", True),
+    ]
+    assert not patient.conditions and not patient.observations
+    void_at = [p.position for p in patient.problems if p.kind == "entered-in-error"]
+    assert void_at == ["<input>#entry[0]", "<input>#entry[1]"]
+
+
+def test_hpo_codes_in_obo_form_and_malformed_ones() -> None:
+    hpo = "http://human-phenotype-ontology.org"
+    assert curie_for(hpo, "HP_0001250") == curie_for(hpo, "hp:0001250") == "HP:0001250"
+    assert curie_for(hpo, "HP:12") is curie_for(hpo, "HP:HP_0001250") is None
+    findings = [hpo_finding("Condition", "HP_0001250"), hpo_finding("Condition", "HP:12")]
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": r} for r in findings]}
+    [patient] = read_bundle(bundle, salt=SALT).patients
+    assert [p.codes[0].code for p in patient.phenotypes] == ["HP_0001250"]
+    assert [c.text for c in patient.conditions] == ["Seizure"]  # read by its text alone
+    [bad] = [p for p in patient.problems if p.kind == "bad-code"]
+    assert bad.position == "<input>#entry[1]" and "'HP:12'" in bad.message

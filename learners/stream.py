@@ -117,8 +117,9 @@ def replay(
     ):
         raise ValueError(
             f"these records hold {skipped.events} events up to the saved position "
-            f"({position.last_time}), but the learners learned {position.events} other ones: "
-            "learning them would double count or miss some; start over with --reset"
+            f"({position.last_time}), not the {position.events} the learners learned there, so "
+            "learning them would double count or miss some: give all the records learned so far "
+            "with the new ones, or start over with --reset"
         )
     result.skipped = skipped.events
     total = len(todo)

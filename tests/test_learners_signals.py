@@ -331,7 +331,7 @@ def test_resume_after_a_crash_counts_nothing_twice(
     subset.mkdir()
     for name in ("Patient", "MedicationRequest", "Condition"):
         shutil.copy(records / f"{name}.ndjson", subset)
-    with pytest.raises(ValueError, match="start over with --reset"):
+    with pytest.raises(ValueError, match="give all the records learned so far with the new ones"):
         learn(subset, stores["resumed"], resumed)
     with pytest.raises(ValueError, match=r"uses .*min_count.*--reset"):
         learn(records, stores["resumed"], resumed, signal_config=SignalConfig(min_count=5))

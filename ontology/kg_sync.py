@@ -149,15 +149,7 @@ def _source_edge(store: GraphStore, edge_id: str) -> Edge | None:
     before = first.before if first is not None and first.action == "update_edge" else None
     if before is None or before["status"] == Status.RETRACTED:
         return None
-    return Edge(
-        before["subject"],
-        before["predicate"],
-        before["object"],
-        tuple(before["citations"]),
-        before["status"],
-        before["confidence"],
-        before["qualifiers"],
-    )
+    return Edge(**{**before, "citations": tuple(before["citations"])})  # before: Edge.content()
 
 
 def _nodes(

@@ -317,30 +317,33 @@ def test_order_select_cards_concern_the_selected_orders(client: TestClient) -> N
         assert "MedicationRequest/mr-b" in ids and "MedicationRequest/mr-w" not in ids
 
 
-def test_patient_view(client: TestClient) -> None:
-    body = hook_body(
+def hpo_finding(rtype: str, rid: str, code: str, **fields: Any) -> dict:
+    coding = [{"system": "http://purl.obolibrary.org/obo/hp.owl", "code": code}]
+    return {
+        "resourceType": rtype,
+        "id": rid,
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "code": {"coding": coding},
+        **fields,
+    }
+
+
+def on_aspirin_and_warfarin(conditions: list[dict]) -> dict:
+    """A patient-view of a patient on aspirin and warfarin with ``conditions``."""
+    return hook_body(
         "patient-view",
         active=[
             medication("mr-1", "1191", "aspirin", status="active"),
             medication("mr-2", "11289", "warfarin", status="active"),
         ],
-        conditions=[
-            {
-                "resourceType": "Condition",
-                "id": "c-1",
-                "subject": {"reference": f"Patient/{PATIENT}"},
-                "code": {
-                    "coding": [
-                        {
-                            "system": "http://purl.obolibrary.org/obo/hp.owl",
-                            "code": "HP:0001250",
-                            "display": "Seizure",
-                        }
-                    ]
-                },
-            }
-        ],
+        conditions=conditions,
     )
+
+
+def test_patient_view(client: TestClient) -> None:
+    seizure = hpo_finding("Condition", "c-1", "HP:0001250")
+    seizure["code"]["coding"][0]["display"] = "Seizure"
+    body = on_aspirin_and_warfarin([seizure])
     response = client.post("/cds-services/patient-view", json=body)
     assert response.status_code == 200, response.text
     out = response.json()
@@ -358,17 +361,6 @@ def test_patient_view(client: TestClient) -> None:
     assert out["cards"][-2]["summary"].startswith(f"Consider {lead['name'][:40]}")
     assert out["cards"][-1]["summary"].startswith("Ask about: ")
     assert all(len(c["uuid"]) == 36 and len(c["summary"]) <= 140 for c in out["cards"])
-
-
-def hpo_finding(rtype: str, rid: str, code: str, **fields: Any) -> dict:
-    coding = [{"system": "http://purl.obolibrary.org/obo/hp.owl", "code": code}]
-    return {
-        "resourceType": rtype,
-        "id": rid,
-        "subject": {"reference": f"Patient/{PATIENT}"},
-        "code": {"coding": coding},
-        **fields,
-    }
 
 
 def test_patient_view_leaves_out_void_findings_and_excludes_absent_ones(
@@ -394,16 +386,8 @@ def test_patient_view_leaves_out_void_findings_and_excludes_absent_ones(
 def test_patient_view_reads_obo_style_hpo_codes_and_skips_malformed_ones(
     client: TestClient,
 ) -> None:
-    body = hook_body(
-        "patient-view",
-        active=[
-            medication("mr-1", "1191", "aspirin", status="active"),
-            medication("mr-2", "11289", "warfarin", status="active"),
-        ],
-        conditions=[
-            hpo_finding("Condition", "c-1", "HP_0001250"),
-            hpo_finding("Condition", "c-2", "HP:12"),
-        ],
+    body = on_aspirin_and_warfarin(
+        [hpo_finding("Condition", "c-1", "HP_0001250"), hpo_finding("Condition", "c-2", "HP:12")]
     )
     response = client.post("/cds-services/patient-view", json=body)
     assert response.status_code == 200, response.text

@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from ingest.linking import equivalent_ids
 from ingest.patient import (
     AllergyItem,
     Code,
@@ -171,7 +172,8 @@ class StoreCodeLinker:
         if node is None:
             reason = f"{curie} is not in the KG"
             return LinkResult(LinkStatus.UNLINKED, curie=curie, display=display, reason=reason)
-        names = [node.name, *(s.text for s in node.synonyms)]
+        nodes = self.store.get_nodes(sorted(equivalent_ids(self.store, curie))).values()
+        names = [x for n in nodes for x in (n.name, *(s.text for s in n.synonyms))]
         if names_agree(display, names, self.min_overlap):
             reason = "" if display else "no display text to check the code against"
             return LinkResult(

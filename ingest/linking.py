@@ -51,6 +51,17 @@ BARE_CODES = [
 DEFAULT_THRESHOLD = 0.75
 
 
+def equivalent_ids(store: GraphStore, node_id: str, hops: int = 2) -> set[str]:
+    """``node_id`` and the nodes ``same_as`` / ``close_match`` edges lead to within ``hops``."""
+    seen = {node_id}
+    frontier = [node_id]
+    for _ in range(hops):
+        edges = store.neighbors(frontier, predicates=EQUIVALENCE, per_node=50)
+        frontier = [x for e in edges for x in (e.subject, e.object) if x not in seen]
+        seen.update(frontier)
+    return seen
+
+
 @dataclass(frozen=True)
 class Link:
     """The outcome of linking one mention."""
@@ -182,12 +193,7 @@ class EntityLinker:
         matched_name: str | None = None,
     ) -> Link:
         """Follow equivalence edges from ``node`` (two hops) to the preferred node."""
-        seen = {node.id}
-        frontier = [node.id]
-        for _ in range(2):
-            edges = self.store.neighbors(frontier, predicates=EQUIVALENCE, per_node=50)
-            frontier = [x for e in edges for x in (e.subject, e.object) if x not in seen]
-            seen.update(frontier)
+        seen = equivalent_ids(self.store, node.id)
         nodes = self.store.get_nodes(sorted(seen)).values()
         best = min(
             (n for n in nodes if self._in_group(n, category)), key=lambda n: self._rank(n, category)

@@ -356,7 +356,7 @@ def test_linker_checks_names(store: GraphStore) -> None:
     assert n10.status == LinkStatus.LINKED  # an inclusion term of N10
     warfarin = linker.link_code(RXNORM, "11289", "Warfarin Sodium 5 MG Oral Tablet")
     assert warfarin.node_id == "RXNORM:11289"
-    brand = linker.link_code(RXNORM, "11289", "Coumadin")  # brand names need KG synonyms
+    brand = linker.link_code(RXNORM, "11289", "Coumadin")  # no node here has that name
     assert brand.status == LinkStatus.CONFLICT
     assert linker.link_code(RXNORM, "11289", "").status == LinkStatus.LINKED
     unknown = linker.link_code("http://example.org/codes", "42", "Something")
@@ -365,6 +365,15 @@ def test_linker_checks_names(store: GraphStore) -> None:
     assert curie_for("http://human-phenotype-ontology.org", "HP:0001250") == "HP:0001250"
     assert names_agree("Albuterol (ProAir / Ventolin)", ["albuterol"])
     assert not names_agree("Alendronate (Fosamax)", ["cyclophosphamide"])
+
+
+def test_linker_reads_the_names_of_equivalent_nodes(built_kg: GraphStore) -> None:
+    """RXNORM:11289 has no synonyms; DrugBank's warfarin (same_as ANSM, close_match DrugBank)
+    is also called Coumadin."""
+    linker = StoreCodeLinker(built_kg)
+    brand = linker.link_code(RXNORM, "11289", "Coumadin")
+    assert (brand.status, brand.node_id) == (LinkStatus.LINKED, "RXNORM:11289")
+    assert linker.link_code(RXNORM, "11289", "Plavix").status == LinkStatus.CONFLICT
 
 
 def test_phenotypes_from_hpo_codes() -> None:

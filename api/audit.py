@@ -27,6 +27,10 @@ from api.metrics import Metrics
 log = logging.getLogger("evocdss.api")
 
 
+#: HTTP methods recorded by name; any other (a client may send any token) is "other".
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 class AuditLog:
     """Appends JSON lines to a file opened in append mode (owner-readable only); the file is
     opened at the first write after creation or ``close``."""
@@ -98,6 +102,7 @@ class Recorder:
         seconds = time.perf_counter() - start
         route = scope.get("route")
         template = getattr(route, "path", None)
+        method = scope["method"] if scope["method"] in METHODS else "other"
         version = state.get("kg_version")
         if version is None:
             try:
@@ -109,8 +114,8 @@ class Recorder:
                 "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
                 "id": request_id,
                 "key": state.get("key_id"),
-                "method": scope["method"],
-                "route": template or scope["path"][:200],
+                "method": method,
+                "route": template or "unmatched",
                 "patient": state.get("patient"),
                 "patients": state.get("patients"),
                 "kg_version": version,
@@ -118,7 +123,7 @@ class Recorder:
                 "ms": round(seconds * 1000, 2),
             }
         )
-        self.metrics.observe(scope["method"], template or "other", status, seconds, version)
+        self.metrics.observe(method, template or "other", status, seconds, version)
 
 
 async def _internal_error(send: Send, request_id: str) -> None:

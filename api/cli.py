@@ -352,10 +352,10 @@ def ask(
                 continue
             try:
                 result = reasoner.ask(kind, json.loads(line)).model_dump(mode="json")
-            except (ValueError, ValidationError) as exc:
+            except (ValueError, ValidationError, RecursionError) as exc:
                 errors += 1
                 result = {"line": n, "error": _one_line(exc)}
-            sink.write(json.dumps(result, ensure_ascii=False) + "\n")
+            sink.write(json.dumps(result, ensure_ascii=False).translate(LINE_BREAKS) + "\n")
     finally:
         if output:
             sink.close()
@@ -363,10 +363,14 @@ def ask(
         err.print(f"{errors} line(s) had errors; their output lines say why")
 
 
+#: Characters some readers take for line ends: escaped, so that an answer stays on one line.
+LINE_BREAKS = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
 def _read_lines(path: Path) -> list[str]:
     if not path.is_file():
         raise CLIError(f"no input file {path}")
-    return path.read_text(encoding="utf-8").splitlines()
+    return path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 is JSON text
 
 
 def _one_line(exc: Exception) -> str:

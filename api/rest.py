@@ -395,7 +395,7 @@ def _read_records(ctx: ApiContext, body: bytes, ndjson: bool) -> PatientRecords:
         return _renamed(records, str(path), "body")
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, too deep, too long a number
         raise HTTPException(400, f"malformed JSON body: {exc}") from None
     try:
         Bundle.model_validate(data)

@@ -79,7 +79,7 @@ class ApiKeys:
             path = Path(settings.api_keys_file)
             if not path.is_file():
                 raise ConfigError(f"EVOCDSS_API_KEYS_FILE {path} does not exist")
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
                 if line.strip() and not line.lstrip().startswith("#"):
                     pairs.append(_parse_entry(line, f"line {n} of {path}"))
         if not pairs and not settings.api_open_access:
@@ -104,8 +104,10 @@ def _parse_entry(entry: str, where: str) -> tuple[str, str]:
     role = role.strip()
     if not sep or not key:
         raise ConfigError(f"{where} is not of the form key:role")
-    if role not in ROLES:
-        raise ConfigError(f"{where} has role {role!r}: use one of {', '.join(ROLES)}")
+    if role not in ROLES:  # not echoed: an entry written role:key would print the key
+        raise ConfigError(
+            f"{where} has an unknown role: use key:role, role one of {', '.join(ROLES)}"
+        )
     if len(key) < MIN_KEY_LENGTH or key != key.strip():
         raise ConfigError(
             f"{where}: keys must be at least {MIN_KEY_LENGTH} characters without outer spaces"
@@ -132,7 +134,7 @@ class RateLimiter:
                 self._buckets[key] = (tokens - 1, now)
                 return 0.0
             self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate if self.rate > 0 else math.inf
+            return (1 - tokens) / self.rate
 
 
 def principal(request: Request) -> Principal:

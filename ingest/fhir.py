@@ -228,7 +228,7 @@ def read_bundle(
         file = str(bundle)
         try:
             bundle = json.loads(Path(bundle).read_bytes())
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (ValueError, RecursionError) as e:  # bad UTF-8 or JSON, too deep, too long
             raise NotFhirError(f"{file}: not a FHIR Bundle: not JSON ({e})") from None
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         kind = bundle.get("resourceType") if isinstance(bundle, dict) else type(bundle).__name__
@@ -339,7 +339,7 @@ def _read_ndjson_file(path: Path, reader: _Reader) -> None:
             where = _Where(file, line=n)
             try:
                 resource = json.loads(raw)
-            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            except (ValueError, RecursionError) as e:  # bad UTF-8 or JSON, too deep, too long
                 bad += 1
                 first_error = first_error or f"line {n}: {e}"
                 reader.problem("bad-json", where, f"not a JSON object: {e}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,13 +43,13 @@ class Settings(BaseSettings):
     """Development only: with no API key configured, serve every request as role ``admin``
     instead of refusing to start. Never set it on a server that holds real patient data."""
 
-    api_max_body_bytes: int = 16 * 1024 * 1024
+    api_max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Largest request body accepted (bytes); larger ones get 413."""
 
-    api_rate_per_second: float = 100.0
+    api_rate_per_second: float = Field(default=100.0, gt=0)
     """Requests per second each API key may make on average (token bucket); over it: 429."""
 
-    api_rate_burst: int = 200
+    api_rate_burst: int = Field(default=200, ge=1)
     """Requests an API key may make at once before the rate limit applies (bucket size)."""
 
     api_audit_log: Path | None = None

@@ -209,6 +209,17 @@ def test_an_unusable_learner_state_is_a_409(
     assert path.read_bytes() == b"not a pickle"
 
 
+def test_json_too_deep_or_numbers_too_long_are_400(live: tuple[GraphStore, Settings]) -> None:
+    store, settings = live
+    fhir_json = {"Authorization": f"Bearer {INGEST}", "Content-Type": "application/fhir+json"}
+    deep, long_number = b"[" * 100_000, b'{"x": ' + b"1" * 5000 + b"}"
+    with TestClient(create_app(store, settings)) as client:
+        for payload in (deep, long_number):
+            for headers in (fhir_json, NDJSON):
+                response = client.post("/v1/ingest/fhir", content=payload, headers=headers)
+                assert response.status_code in (400, 422), (headers, response.text[:200])
+
+
 HOLD_STATE = """
 import sys
 from pathlib import Path

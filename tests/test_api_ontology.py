@@ -235,6 +235,7 @@ def test_roles_unknown_ids_and_bad_bodies(world: tuple[TestClient, GraphStore, P
 
     for path in (
         "/v1/ontology/changesets/cs-nope",
+        "/v1/ontology/changesets/cs-" + "a" * 300,  # longer than a file name may be
         "/v1/ontology/diff/1/99",
         "/v1/ontology/history/EVO:nothing",
         "/v1/ontology/versions/99/owl",

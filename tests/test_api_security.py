@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi import Depends
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from api.app import create_app
 from api.audit import read_audit
@@ -140,14 +140,17 @@ def test_keys_config(settings: Settings, tmp_path: Path) -> None:
     secret = "short-secret"
     for entry, message in (
         (f"{secret}:clinician", "at least 16"),
-        ("abcdefghijklmnopqrstu:wizard", "role 'wizard'"),
+        ("abcdefghijklmnopqrstu:wizard", "unknown role"),
+        ("clinician:abcdefghijklmnopqrstu", "unknown role"),  # the wrong way round
         ("abcdefghijklmnopqrstu", "key:role"),
     ):
         with pytest.raises(ConfigError, match=message) as info:
             ApiKeys.from_settings(base.model_copy(update={"api_keys": SecretStr(entry)}))
         assert secret not in str(info.value) and "abcdefghijklmnopqrstu" not in str(info.value)
     keys_file = tmp_path / "keys"
-    keys_file.write_text(f"# keys\n\n{CURATOR}:curator\nwith:colons:in-key-0001:ingest\n")
+    keys_file.write_text(  # as Windows Notepad saves it: with a byte order mark
+        f"{CURATOR}:curator\n# keys\n\nwith:colons:in-key-0001:ingest\n", encoding="utf-8-sig"
+    )
     keys = ApiKeys.from_settings(
         base.model_copy(
             update={"api_keys": SecretStr(f"{ADMIN}:admin"), "api_keys_file": keys_file}
@@ -160,6 +163,23 @@ def test_keys_config(settings: Settings, tmp_path: Path) -> None:
     missing = base.model_copy(update={"api_keys_file": tmp_path / "nope"})
     with pytest.raises(ConfigError, match="does not exist"):
         ApiKeys.from_settings(missing)
+
+
+def test_rate_and_body_limits_must_be_positive(settings: Settings) -> None:
+    for field in ("api_rate_per_second", "api_rate_burst", "api_max_body_bytes"):
+        with pytest.raises(ValidationError, match=field):
+            Settings.model_validate({**settings.model_dump(), field: 0})
+
+
+def test_odd_methods_and_unknown_paths_stay_out_of_metrics_and_audit(secured: tuple) -> None:
+    client, app_settings = secured
+    for n in range(3):
+        client.request(f"X{n}", f"/v1/patients/MRN-{n}")
+    metrics = client.get("/metrics", headers=bearer(ADMIN)).text
+    assert 'method="X0"' not in metrics and 'method="other"' in metrics
+    records = read_audit(app_settings.audit_log_path)[-4:-1]
+    assert {(r["method"], r["route"]) for r in records} == {("other", "unmatched")}
+    assert "MRN" not in app_settings.audit_log_path.read_text()
 
 
 def test_open_access_serves_without_a_key(

@@ -89,6 +89,25 @@ def test_ask_answers_each_line_in_order_and_reports_bad_lines(
     assert "2 line(s) had errors" in result.stderr
 
 
+def test_ask_keeps_one_answer_per_line_for_odd_lines(built_kg: GraphStore, tmp_path: Path) -> None:
+    """A line separator inside a JSON string is no line end; a line nested too deep is an error
+    for that line only."""
+    lines = [
+        json.dumps({"id": "a\u2028b", "patient": {"medications": [{"text": "warfarin"}]}}),
+        "[" * 100_000,
+        json.dumps({"id": "c", "patient": {"medications": [{"text": "aspirin"}]}}),
+    ]
+    given = tmp_path / "odd.jsonl"
+    given.write_text("\n".join(lines), encoding="utf-8")
+    out = tmp_path / "answers.jsonl"
+    args = ("ask", "medication-check", "--input", str(given), "--output", str(out))
+    result = evocdss(*args, "--store", built_kg.url)
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()]
+    assert [a.get("id") for a in answers] == ["a\u2028b", None, "c"]
+    assert answers[1]["line"] == 2 and "recursion" in answers[1]["error"]
+
+
 def test_ask_and_link_refuse_what_they_cannot_do(built_kg: GraphStore) -> None:
     bad_kind = evocdss("ask", "horoscope", "--input", "-", "--store", built_kg.url, stdin="")
     assert bad_kind.returncode == 2 and "unknown kind" in bad_kind.stderr

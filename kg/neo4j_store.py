@@ -245,12 +245,9 @@ class Neo4jStore:
         check_status_change(status, reason)
         now = time.time()
         with self._session() as session, session.begin_transaction() as tx:
-            if expected is not None:  # write-lock the edge first: a concurrent change waits
-                tx.run(
-                    "MATCH ()-[r:REL {eid: $eid}]->() SET r.status = r.status", eid=edge_id
-                ).consume()
+            log = _ChangeLog(tx, now, actor, reason)  # the writers' lock, before any read
+            if expected is not None:
                 check_expected(self._edges_in(tx, [edge_id]), edge_id, expected)
-            log = _ChangeLog(tx, now, actor, reason)
             changed = self._set_statuses(tx, log, [edge_id], status, now)
             if not changed:
                 return self._edges_in(tx, [edge_id])[edge_id]

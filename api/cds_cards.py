@@ -13,7 +13,7 @@ from reasoner.answer import Action, Answer, Card, OverrideReason, Suggestion
 from reasoner.medication import MedicationAnswer
 
 ACTIONABLE = frozenset({"drug-interaction", "duplicate-therapy", "allergy"})
-INCOMPLETE = frozenset({"unknown-drug", "code-name-conflict"})
+INCOMPLETE = frozenset({"unknown-drug", "unknown-allergy", "code-name-conflict"})
 OVERRIDE_REASONS = [
     OverrideReason(code="benefit-outweighs-risk", display="Benefit outweighs the risk"),
     OverrideReason(code="will-monitor", display="Will monitor or adjust the dose"),

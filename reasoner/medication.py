@@ -11,7 +11,8 @@ Problems come most severe first; a medication the KG does not know is reported, 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 
 from pydantic import BaseModel, Field
@@ -19,7 +20,7 @@ from pydantic import BaseModel, Field
 from ingest.fhir import names_agree
 from ingest.linking import EntityLinker, Link
 from kg.model import Edge, Node
-from kg.vocab import TRUSTED_STATUSES
+from kg.vocab import MEMBER_OF, TRUSTED_STATUSES
 from reasoner.answer import Answer, Card, CardSource, Evidence, Finding, Step
 from reasoner.inputs import Coded, Query
 from reasoner.tools import display_name, interactions, memberships, severity_rank
@@ -32,6 +33,8 @@ INDICATOR = {
     "consider": "info",
     "info": "info",
 }
+#: How a typed name separates the parts of a combination ("oxycodone/acetaminophen").
+PARTS_RE = re.compile(r"\s*/\s*|\s+\+\s+")
 
 
 @dataclass
@@ -44,6 +47,8 @@ class Resolved:
     node: Node | None = None
     link: Link | None = None
     reason: str = ""
+    via: Edge | None = None
+    """For an ingredient of a combination product: its ``member_of`` edge to the product."""
 
 
 class Problem(BaseModel):
@@ -94,11 +99,38 @@ class MedicationCheck:
                     continue
             if (link is None or not link.known) and item.text:
                 link = self.linker.link(item.text, "drug")
+                parts = [p for p in PARTS_RE.split(item.text) if p]
+                if link.method == "embedding" and len(parts) > 1:
+                    out += self._link_parts(res, parts)
+                    continue
             if link is not None and link.known:
                 res.node, res.link = link.node, link
             else:
                 res.reason = f"{item.label()!r} is not a drug the KG knows"
             out.append(res)
+        return out
+
+    def _link_parts(self, res: Resolved, parts: list[str]) -> list[Resolved]:
+        """A combination typed as "a/b" or "a + b": one entry per part when every part is a drug
+        the KG knows, else an unknown medication (never the nearest single substance)."""
+        links = [self.linker.link(p, "drug") for p in parts]
+        if all(lk.known for lk in links):
+            return [replace(res, node=lk.node, link=lk) for lk in links]
+        res.reason = f"{res.item.label()!r} names {len(parts)} drugs the KG does not all know"
+        return [res]
+
+    def _ingredients(self, meds: list[Resolved]) -> list[Resolved]:
+        """Each combination product (a drug class named "a + b") replaced by its ingredients,
+        the members of its node, each keeping the ``member_of`` edge that makes it one."""
+        combos = [m.node.id for m in meds if _is_combination(m.node)]
+        edges = self.store.neighbors(
+            combos, predicates=[MEMBER_OF], direction="in", statuses=sorted(TRUSTED_STATUSES)
+        )
+        parts = self.store.get_nodes({e.subject for e in edges})
+        out = []
+        for m in meds:
+            members = [e for e in edges if e.object == m.node.id]
+            out += [replace(m, node=parts[e.subject], via=e) for e in members] or [m]
         return out
 
     def _names(self, link: Link) -> list[str]:
@@ -108,7 +140,8 @@ class MedicationCheck:
     def _link_cites(self, res: Resolved) -> list[str]:
         link = res.link
         label = f"{res.item.label()!r} -> {link.node.id} ({link.method}, score {link.score:.2f})"
-        return [res.fact, self.evidence.model(*LINKER_MODEL, label, link.to_dict())]
+        cites = [res.fact, self.evidence.model(*LINKER_MODEL, label, link.to_dict())]
+        return cites + ([self.evidence.edge(res.via)] if res.via else [])
 
     def run(self, query: Query) -> MedicationAnswer:
         meds = self.resolve(query.patient.medications, "medications")
@@ -120,7 +153,7 @@ class MedicationCheck:
         step = Step(
             question="Which substances are the listed medications?",
             tool="entity_linking",
-            inputs={"medications": [m.item.label() for m in meds]},
+            inputs={"medications": [i.label() for i in query.patient.medications]},
         )
         for m in meds:
             if m.node is None:
@@ -140,15 +173,26 @@ class MedicationCheck:
                     )
                 )
             else:
+                verb = "contains" if sum(x.index == m.index for x in meds) > 1 else "is"
                 step.findings.append(
                     Finding(
-                        claim=f"Medication {m.index + 1} ({m.item.label()}) is "
+                        claim=f"Medication {m.index + 1} ({m.item.label()}) {verb} "
                         f"{display_name(m.node)} ({m.node.id}).",
                         citations=self._link_cites(m),
                     )
                 )
-        known = [m for m in meds if m.node is not None]
-        step.conclusion = f"{len(known)} of {len(meds)} medications are known to the KG."
+        known = self._ingredients([m for m in meds if m.node is not None])
+        for m in known:
+            if m.via:
+                step.findings.append(
+                    Finding(
+                        claim=f"Medication {m.index + 1} contains {display_name(m.node)} "
+                        f"({m.node.id}), a member of {display_name(m.link.node)}.",
+                        citations=self._link_cites(m),
+                    )
+                )
+        n_known, n_meds = len({m.index for m in known}), len(query.patient.medications)
+        step.conclusion = f"{n_known} of {n_meds} medications are known to the KG."
         steps.append(step)
 
         # 2. classes
@@ -173,18 +217,23 @@ class MedicationCheck:
         steps.append(step)
 
         # 3. interactions
-        entities = {m.index: [m.node.id, *(e.object for e in member[m.node.id])] for m in known}
+        entities = {n: [n, *(e.object for e in es)] for n, es in member.items()}
         found = interactions(self.store, [x for ids in entities.values() for x in ids])
         step = Step(
             question="Do any two of them interact, directly or through their classes?",
             tool="interactions",
             inputs={"entities": sorted({x for ids in entities.values() for x in ids})},
         )
+        reported: set[tuple[int, int, str]] = set()
         for a, b in combinations(known, 2):
-            hits = _pair_edges(found, entities[a.index], entities[b.index])
+            if a.index == b.index or a.node.id == b.node.id:
+                continue
+            hits = _pair_edges(found, entities[a.node.id], entities[b.node.id])
+            hits = [h for h in hits if (a.index, b.index, h[0].id) not in reported]
             if not hits:
                 continue
             problem, finding = self._interaction(a, b, hits, member, names)
+            reported.add((a.index, b.index, self.evidence.refs[problem.citations[-1]].edge["id"]))
             problems.append(problem)
             step.findings.append(finding)
         step.conclusion = (
@@ -198,25 +247,28 @@ class MedicationCheck:
             tool="entity_linking",
             inputs={"nodes": [m.node.id for m in known]},
         )
+        twice: dict[tuple[int, int], tuple[Resolved, Resolved]] = {}
         for a, b in combinations(known, 2):
-            if a.node.id == b.node.id:
-                claim = (
-                    f"Medications {a.index + 1} and {b.index + 1} are both "
-                    f"{display_name(a.node)}: duplicate therapy."
+            if a.index != b.index and a.node.id == b.node.id:
+                twice.setdefault((a.index, b.index), (a, b))
+        for a, b in twice.values():
+            claim = (
+                f"Medications {a.index + 1} and {b.index + 1} both contain "
+                f"{display_name(a.node)}: duplicate therapy."
+            )
+            cites = [*self._link_cites(a), *self._link_cites(b)]
+            step.findings.append(Finding(claim=claim, citations=cites))
+            problems.append(
+                Problem(
+                    type="duplicate-therapy",
+                    severity="precaution",
+                    inputs=[a.index, b.index],
+                    entities=[a.node.id],
+                    citations=cites,
+                    summary=claim[:140],
+                    detail=claim,
                 )
-                cites = [*self._link_cites(a), *self._link_cites(b)]
-                step.findings.append(Finding(claim=claim, citations=cites))
-                problems.append(
-                    Problem(
-                        type="duplicate-therapy",
-                        severity="precaution",
-                        inputs=[a.index, b.index],
-                        entities=[a.node.id],
-                        citations=cites,
-                        summary=claim[:140],
-                        detail=claim,
-                    )
-                )
+            )
         step.conclusion = "Duplicates found." if step.findings else "No duplicate."
         steps.append(step)
 
@@ -226,17 +278,20 @@ class MedicationCheck:
 
         problems.sort(key=lambda p: (severity_rank(p.severity), p.proposed, p.inputs))
         findings = [f for s in steps for f in s.findings]
-        serious = [p for p in problems if p.type != "unknown-drug"]
+        serious = [p for p in problems if p.type not in ("unknown-drug", "unknown-allergy")]
         text = (
-            f"{len(serious)} problem(s) in {len(meds)} medication(s): "
+            f"{len(serious)} problem(s) in {n_meds} medication(s): "
             + "; ".join(f"{p.severity}: {p.summary}" for p in serious)
             + "."
             if serious
-            else f"No problem found among {len(known)} known medication(s)."
+            else f"No problem found among {n_known} known medication(s)."
         )
         unknown = [p for p in problems if p.type == "unknown-drug"]
         if unknown:
             text += f" {len(unknown)} medication(s) could not be checked (unknown to the KG)."
+        unknown = [p for p in problems if p.type == "unknown-allergy"]
+        if unknown:
+            text += f" {len(unknown)} allergy(ies) could not be checked (unknown to the KG)."
         return MedicationAnswer(
             id=query.id,
             kind="medication-check",
@@ -266,6 +321,8 @@ class MedicationCheck:
         via = []
         cites = [*self._link_cites(a), *self._link_cites(b)]
         for res, ent in ((a, ea), (b, eb)):
+            if res.via and ent != res.via.object:
+                via.append(f"{display_name(res.node)} is in {display_name(res.link.node)}")
             if ent != res.node.id:
                 m = next(e for e in member[res.node.id] if e.object == ent)
                 cites.append(self.evidence.edge(m))
@@ -293,7 +350,7 @@ class MedicationCheck:
             inputs=[a.index, b.index],
             entities=list(dict.fromkeys([a.node.id, ea, eb, b.node.id])),
             citations=cites,
-            summary=f"{label} ({severity})"[:140],
+            summary=("Unreviewed: " if proposed else "") + f"{label} ({severity})"[:140],
             proposed=proposed,
             detail=claim,
             source=source,
@@ -312,21 +369,34 @@ class MedicationCheck:
             tool="class_memberships",
             inputs={"allergies": [a.item.label() for a in allergies]},
         )
+        seen: set[tuple[int, int]] = set()
         for al in allergies:
             if al.node is None:
                 step.findings.append(
                     Finding(claim=f"Allergy {al.index + 1}: {al.reason}.", citations=[al.fact])
                 )
+                problems.append(
+                    Problem(
+                        type="unknown-allergy",
+                        severity="info",
+                        inputs=[],
+                        entities=[],
+                        citations=[al.fact],
+                        summary=f"Allergy {al.index + 1}: {al.reason}"[:140],
+                        detail=al.reason,
+                    )
+                )
                 continue
             for m in known:
                 via = [e for e in member[m.node.id] if e.object == al.node.id]
-                if m.node.id != al.node.id and not via:
+                if (m.node.id != al.node.id and not via) or (m.index, al.index) in seen:
                     continue
+                seen.add((m.index, al.index))
                 cites = [*self._link_cites(m), *self._link_cites(al)]
                 cites += [self.evidence.edge(e) for e in via]
                 claim = (
                     f"The patient is allergic to {display_name(al.node)}, and medication "
-                    f"{m.index + 1} is {display_name(m.node)}"
+                    f"{m.index + 1} {'contains' if m.via else 'is'} {display_name(m.node)}"
                     + (f", a member of {display_name(al.node)}" if via else "")
                     + "."
                 )
@@ -354,8 +424,6 @@ class MedicationCheck:
             edge_ref = self.evidence.refs[p.citations[-1]]
             url = next((self.evidence.refs[s].url for s in edge_ref.sources), "")
         summary = p.summary if len(p.summary) <= 140 else p.summary[:139] + "…"
-        if p.proposed:
-            summary = ("Unreviewed: " + summary)[:140]
         return Card(
             summary=summary,
             indicator=INDICATOR.get(p.severity, "info") if not p.proposed else "info",
@@ -391,6 +459,12 @@ def _pair_edges(
 def _name(names: dict[str, Node], node_id: str) -> str:
     node = names.get(node_id)
     return display_name(node) if node else node_id
+
+
+def _is_combination(node: Node) -> bool:
+    """A combination product: the KG makes it a drug class named "a + b" whose members are its
+    ingredients."""
+    return node.category == "biolink:DrugClass" and " + " in node.name
 
 
 def _all_names(node: Node) -> list[str]:

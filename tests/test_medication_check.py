@@ -122,3 +122,84 @@ def test_bad_payloads_raise_validation_errors(reasoner: Reasoner) -> None:
         reasoner.ask("medication-check", {"id": "x", "patient": {"medications": [{}]}})
     with pytest.raises(ValueError, match="unknown kind"):
         reasoner.ask("horoscope", {"id": "x"})
+
+
+def test_combination_products_are_checked_per_ingredient(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable
+) -> None:
+    answer, payload = check(
+        reasoner, {"text": "sulfamethoxazole + trimethoprim"}, {"text": "methotrexate"}
+    )
+    top = answer.problems[0]
+    assert (top.severity, top.inputs) == ("contraindicated", [0, 1])
+    assert top.entities == ["ANSM:trimethoprime", "ANSM:methotrexate"]
+    edges = [answer.citations[c].edge for c in top.citations if c.startswith("kg:")]
+    assert {
+        "subject": "ANSM:trimethoprime",
+        "predicate": "biolink:member_of",
+        "object": "ANSM:sulfamethoxazole-trimethoprime",
+    }.items() <= edges[0].items()
+    assert_cited(answer, built_kg, payload)
+    for allergy in ({"text": "trimethoprim"}, {"code": "ANSM:sulfamides-antibacteriens"}):
+        answer, payload = check(reasoner, {"text": "co-trimoxazole"}, allergies=(allergy,))
+        assert [(p.type, p.inputs) for p in answer.problems] == [("allergy", [0])]
+        assert_cited(answer, built_kg, payload)
+
+
+def test_the_same_drug_twice_is_a_duplicate_not_an_interaction(reasoner: Reasoner) -> None:
+    answer, _ = check(reasoner, {"text": "warfarin"}, {"text": "Coumadin"})
+    assert [(p.type, p.inputs) for p in answer.problems] == [("duplicate-therapy", [0, 1])]
+
+
+def test_unknown_allergies_are_reported_not_dropped(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable
+) -> None:
+    answer, payload = check(
+        reasoner,
+        {"text": "warfarin"},
+        allergies=({"text": "zzfoo allergen"}, {"code": "RXNORM:3002", "text": "penicillin"}),
+    )
+    assert [(p.type, p.severity) for p in answer.problems] == [("unknown-allergy", "info")] * 2
+    assert answer.answer.endswith("2 allergy(ies) could not be checked (unknown to the KG).")
+    assert_cited(answer, built_kg, payload)
+
+
+def test_proposed_interactions_say_unreviewed_in_the_text(
+    reasoner: Reasoner, built_kg: GraphStore
+) -> None:
+    from kg.model import Citation, Edge
+
+    model = Citation("model:test-proposer@1", "model", "test proposer", version="1")
+    edge = Edge(
+        "ANSM:paracetamol",
+        "biolink:interacts_with",
+        "ANSM:amoxicilline",
+        (model.id,),
+        "proposed",
+        0.6,
+        qualifiers={"severity": "contraindicated"},
+    )
+    built_kg.upsert(citations=[model], edges=[edge], actor="test-learner", reason="test")
+    try:
+        answer, _ = check(reasoner, {"text": "acetaminophen"}, {"text": "amoxicillin"})
+    finally:
+        built_kg.set_status(edge.id, "rejected", actor="test", reason="test cleanup")
+    (problem,) = answer.problems
+    assert problem.proposed and problem.summary.startswith("Unreviewed: ")
+    assert "contraindicated: Unreviewed: Acetaminophen + Amoxicillin" in answer.answer
+    assert answer.cards[0].summary == problem.summary and answer.cards[0].indicator == "info"
+
+
+def test_a_combination_typed_with_a_slash_links_each_part(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable
+) -> None:
+    answer, payload = check(reasoner, {"text": "acetaminophen/oxycodone"}, {"text": "alprazolam"})
+    (problem,) = answer.problems
+    assert (problem.type, problem.severity, problem.inputs) == (
+        "drug-interaction",
+        "contraindicated",
+        [0, 1],
+    )
+    assert (problem.entities[0], problem.entities[-1]) == ("ANSM:oxycodone", "ANSM:alprazolam")
+    assert answer.answer.startswith("1 problem(s) in 2 medication(s)")
+    assert_cited(answer, built_kg, payload)

@@ -64,10 +64,10 @@ class Reasoner:
         return trial_match(self, payload)
 
     def _rephrase(self, answer: Answer) -> Answer:
-        from reasoner.grounding import rephrase
+        from reasoner.grounding import key_points, rephrase
 
         findings = [f for s in answer.steps for f in s.findings]
-        result = rephrase(self.llm, findings)
+        result = rephrase(self.llm, findings, key_points(answer, findings))
         llm_name = getattr(self.llm, "model_name", None) or type(self.llm).__name__
         generated = answer.generated_by.model_copy(update={"llm": llm_name})
         if result.accepted:

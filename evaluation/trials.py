@@ -79,6 +79,8 @@ def read_dataset(dataset: Path) -> tuple[dict[str, str], dict[str, dict[str, int
 def ensure_trials(store: GraphStore, trials_file: Path) -> dict[str, Any]:
     """Load the trial file into ``store`` unless its trials are there already."""
     records = read_trials(trials_file)
+    if not records:
+        raise ValueError(f"{trials_file}: no trials")
     if all(store.get_node(f"NCT:{r.nct_id}") for r in (records[0], records[-1])):
         return {"loaded": False, "trials": len(records)}
     start = time.perf_counter()

@@ -406,7 +406,9 @@ def parse_criterion(text: str, type_: str, index: int, lexicon: Lexicon | None) 
 
 
 HEADER = re.compile(
-    r"^\W*(inclusion|exclusion)\s+criteria\s*[:\-]?\s*$|\b(inclusion|exclusion)\s+criteria\s*:",
+    r"^\W*(inclusion|exclusion)(?:\s+criteria)?(?:\s+includes?)?\s*[:\-]?\s*$"
+    r"|\b(inclusion|exclusion)\s+criteria(?:\s+includes?)?\s*:"
+    r"|^\W*(inclusion|exclusion)\s*:",
     re.I | re.M,
 )
 BULLET = re.compile(r"^\s*(?:[-*•·]|\d{1,2}[.)]|[a-z][.)])\s+", re.I)
@@ -419,7 +421,7 @@ def split_criteria(text: str) -> list[tuple[str, str]]:
     pos = 0
     for m in HEADER.finditer(text):
         parts.append((current, text[pos : m.start()]))
-        current = (m.group(1) or m.group(2)).lower()
+        current = next(g for g in m.groups() if g).lower()
         pos = m.end()
     parts.append((current, text[pos:]))
     out: list[tuple[str, str]] = []

@@ -67,7 +67,7 @@ def from_ctgov_v2(study: dict[str, Any]) -> TrialRecord:
         title=ident.get("briefTitle") or ident.get("officialTitle", ""),
         conditions=list(section.get("conditionsModule", {}).get("conditions", [])),
         interventions=[i.get("name", "") for i in arms.get("interventions", [])],
-        criteria=elig.get("eligibilityCriteria", ""),
+        criteria=elig.get("eligibilityCriteria") or "",
         min_age=elig.get("minimumAge", ""),
         max_age=elig.get("maximumAge", ""),
         sex=elig.get("sex", ""),
@@ -108,14 +108,14 @@ def get_text(element: ET.Element, path: str) -> str:
 def from_hint(row: dict[str, Any]) -> TrialRecord:
     """A line of the HINT benchmark JSONL (``nct_id``, ``criteria``, ``conditions``...)."""
     return TrialRecord(
-        nct_id=row.get("nct_id", ""),
-        title=row.get("title", ""),
-        conditions=list(row.get("conditions", [])),
-        icd10=list(row.get("icd10", [])),
-        interventions=list(row.get("interventions", [])),
-        criteria=row.get("criteria", ""),
-        phase=row.get("phase", ""),
-        status=row.get("status", ""),
+        nct_id=row.get("nct_id") or "",
+        title=row.get("title") or "",
+        conditions=list(row.get("conditions") or []),
+        icd10=list(row.get("icd10") or []),
+        interventions=list(row.get("interventions") or []),
+        criteria=row.get("criteria") or "",
+        phase=row.get("phase") or "",
+        status=row.get("status") or "",
         format="hint-jsonl",
     )
 
@@ -130,12 +130,18 @@ def read_trials(path: Path) -> list[TrialRecord]:
         raise FileNotFoundError(f"no such trials file: {path}")
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".xml":
-        return [from_ctgov_xml(text)]
+        try:
+            return [from_ctgov_xml(text)]
+        except ET.ParseError as exc:
+            raise ValueError(f"{path}: not well-formed XML: {exc}") from None
     if path.suffix == ".jsonl":
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     else:
         data = json.loads(text)
         rows = data.get("studies", [data]) if isinstance(data, dict) else list(data)
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}: record {i} is a JSON {type(row).__name__}, not an object")
     return [from_ctgov_v2(r) if "protocolSection" in r else from_hint(r) for r in rows]
 
 

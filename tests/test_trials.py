@@ -25,7 +25,7 @@ from ingest.trials import from_ctgov_xml, load_trials, read_trials
 from kg import open_store
 from kg.settings import Settings
 from kg.store import GraphStore
-from reasoner.trials import trial_match
+from reasoner.trials import Expander, Judge, TrialPatient, facts_from_patient, trial_match
 
 TRIALS_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "trials"
 
@@ -186,6 +186,17 @@ def test_hint_jsonl_slice_loads(tmp_path: Path, lexicon: Lexicon, built_kg: Grap
 # --- criteria -------------------------------------------------------------------------------
 
 
+def test_short_section_headers_split_criteria() -> None:
+    text = "Inclusion:\n - Hypertension\n\nExclusion:\n - History of stroke\n"
+    text += "Exclusion criteria include:\n - Myocardial infarction\n"
+    assert split_criteria(text) == [
+        ("inclusion", "Hypertension"),
+        ("exclusion", "History of stroke"),
+        ("exclusion", "Myocardial infarction"),
+    ]
+    assert split_criteria("Inclusion criteria include:\n- Age 18 or over")[0][0] == "inclusion"
+
+
 def test_lab_thresholds_are_normalised_to_canonical_units(lexicon: Lexicon) -> None:
     def lab(text: str) -> dict:
         return next(
@@ -323,6 +334,47 @@ def test_retrieval_without_trial_list_and_bad_input(trial_store: GraphStore) -> 
         trial_match(trial_store, {"id": "q5", "note": NOTE, "trials": ["NCT00000000"]})
 
 
+def test_age_and_sex_only_qualify_what_a_criterion_names(
+    trial_store: GraphStore, lexicon: Lexicon
+) -> None:
+    def verdict(type_: str, text: str, **patient: object) -> tuple[str, bool]:
+        facts = facts_from_patient(TrialPatient.model_validate(patient), lexicon)
+        v = Judge(Expander(trial_store), facts).judge(
+            parse_criterion(text, type_, 1, lexicon).to_dict()
+        )
+        return v.verdict, v.assumed
+
+    asthma = {"age": 50, "sex": "female", "conditions": [{"text": "asthma"}]}
+    breast = "Female patients with breast cancer"
+    mi = "Women over 40 years of age with a history of myocardial infarction"
+    assert verdict("inclusion", breast, **asthma) == ("unknown", False)
+    assert verdict("exclusion", mi, **asthma) == ("not met", True)  # closed world
+    assert verdict("inclusion", breast, **{**asthma, "sex": "male"}) == ("not met", False)
+    had_mi = {**asthma, "conditions": [{"text": "myocardial infarction"}]}
+    assert verdict("exclusion", mi, **had_mi) == ("met", False)
+
+
+def test_sex_spellings_are_normalised_or_refused(trial_store: GraphStore) -> None:
+    assert [TrialPatient(sex=x).sex for x in ("F", "woman", "M", " Man ")] == [
+        "female",
+        "female",
+        "male",
+        "male",
+    ]
+    payload = {"id": "s1", "patient": {"age": 50, "sex": "F"}, "trials": ["NCT09900002"]}
+    verdicts = {
+        c.id.rsplit("-", 1)[-1]: c for c in trial_match(trial_store, payload).trials[0].criteria
+    }
+    assert verdicts["i0"].verdict == "met", verdicts["i0"].reason  # female, 40..75
+    with pytest.raises(ValueError, match="sex"):
+        trial_match(trial_store, {**payload, "patient": {"sex": "x"}})
+
+
+def test_no_trials_loaded_is_one_clear_error(built_kg: GraphStore) -> None:
+    with pytest.raises(ValueError, match="no trials loaded: run evocdss trials load"):
+        trial_match(built_kg, {"id": "n1", "note": NOTE})
+
+
 def test_trial_match_over_http(
     trial_store: GraphStore, settings: Settings, tmp_path: Path, assert_cited: object
 ) -> None:
@@ -358,6 +410,8 @@ def test_trial_match_over_http(
         assert bad.status_code == 422 and "top" in bad.text
         neither = client.post("/v1/ask/trial-match", json={"id": "h3"})
         assert neither.status_code == 422 and "patient" in neither.text
+        sex = client.post("/v1/ask/trial-match", json={"id": "h4", "patient": {"sex": "x"}})
+        assert sex.status_code == 422 and "unknown sex" in sex.text
         schema = client.get("/openapi.json").json()
         body = schema["paths"]["/v1/ask/trial-match"]["post"]["requestBody"]
         assert body["content"]["application/json"]["schema"]["$ref"].endswith("TrialMatchQuery")
@@ -420,3 +474,37 @@ def test_cli_load_reports_counts(trial_store: GraphStore, tmp_path: Path) -> Non
     assert report["trials"] == 1 and report["criteria"] == 5 and report["parse_coverage"] > 0.5
     missing = CliRunner().invoke(app, ["load", str(tmp_path / "nope.json"), "--store", store])
     assert missing.exit_code != 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("bad.xml", "<clinical_study><brief_title>Broken & title</brief_title></clinical_study>"),
+        ("null.jsonl", '{"nct_id": "NCT09900007", "title": "no criteria", "criteria": null}'),
+        ("list.jsonl", '["NCT09900008"]'),
+    ],
+)
+def test_cli_load_bad_records_fail_in_one_line(tmp_path: Path, name: str, content: str) -> None:
+    from typer.testing import CliRunner
+
+    from api.commands.trials import app
+
+    (tmp_path / name).write_text(content + "\n")
+    store = f"sqlite:///{tmp_path / 'kg.sqlite'}"
+    result = CliRunner().invoke(app, ["load", str(tmp_path / name), "--store", store, "--json"])
+    if name == "null.jsonl":  # a record without criteria text loads, with an issue
+        assert result.exit_code == 0, result.output
+        assert "no-criteria-text" in json.loads(result.output)["issues"]
+        return
+    assert result.exit_code != 0 and isinstance(result.exception, ValueError), result.output
+    assert name in str(result.exception) and len(str(result.exception).splitlines()) == 1
+
+
+def test_eval_on_an_empty_trials_file_is_one_clear_error(
+    trial_store: GraphStore, tmp_path: Path
+) -> None:
+    from evaluation.trials import ensure_trials
+
+    (tmp_path / "trials.jsonl").write_text("")
+    with pytest.raises(ValueError, match="no trials"):
+        ensure_trials(trial_store, tmp_path / "trials.jsonl")

@@ -7,9 +7,11 @@ shows and keeps when it saves.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from kg.vocab import INTERACTS_WITH
 from ontology.axioms import Axiom, disjoint
@@ -137,11 +139,14 @@ def write_ntriples(axioms: Iterable[Axiom], path: Path, version: int | None = No
 def read_axioms(path: Path, fmt: str | None = None) -> set[Axiom]:
     """The axioms of an OWL/RDF file (RDF/XML, Turtle, N-Triples, JSON-LD), e.g. saved by
     Protégé. Statements outside the ontology's axiom kinds are ignored; a file that does not
-    parse is a ``ValueError``."""
+    parse, or that would make the parser fetch something (``owl:imports``, a remote JSON-LD
+    context), is a ``ValueError``: nothing is fetched."""
     from rdflib import Graph
     from rdflib.util import guess_format
 
     fmt = fmt or guess_format(str(path)) or "xml"
+    with _parsing(path, fmt):
+        _refuse_remote(path, fmt)
     if fmt in ("xml", "nt"):  # owlready2 parses these natively, several times faster
         import owlready2
 
@@ -158,11 +163,53 @@ def read_axioms(path: Path, fmt: str | None = None) -> set[Axiom]:
     return graph_axioms(graph)
 
 
+OWL_IMPORTS = "http://www.w3.org/2002/07/owl#imports"
+
+
+class RemoteReference(ValueError):
+    """A file that asks its reader to fetch something (an import, a remote context)."""
+
+
+def _refuse_remote(path: Path, fmt: str) -> None:
+    """Raise ``RemoteReference`` for what a parser would fetch: ``owl:imports`` (owlready2
+    loads them from the web) or a JSON-LD context given by URL (rdflib fetches it)."""
+    if fmt == "xml":
+        from xml.etree.ElementTree import iterparse  # no external entities are resolved
+
+        if any(el.tag == "{http://www.w3.org/2002/07/owl#}imports" for _, el in iterparse(path)):
+            raise RemoteReference("owl:imports are not followed: remove them from the file")
+    elif fmt == "nt":
+        with path.open(encoding="utf-8") as f:
+            if any(f"<{OWL_IMPORTS}>" in line for line in f):
+                raise RemoteReference("owl:imports are not followed: remove them from the file")
+    elif fmt == "json-ld" and _remote_contexts(json.loads(path.read_bytes())):
+        raise RemoteReference("remote JSON-LD contexts are not fetched: put them inline")
+
+
+def _remote_contexts(value: Any) -> bool:
+    """Whether a JSON-LD document names a context (or an ``@import``) by URL anywhere."""
+    if isinstance(value, list):
+        return any(_remote_contexts(v) for v in value)
+    if not isinstance(value, dict):
+        return False
+    for key, v in value.items():
+        named = key == "@context" and any(isinstance(x, str) for x in _as_list(v))
+        if key == "@import" or named or _remote_contexts(v):
+            return True
+    return False
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
 @contextmanager
 def _parsing(path: Path, fmt: str) -> Iterator[None]:
     """A parser's error (of any kind) becomes a one-line ``ValueError`` naming the file."""
     try:
         yield
+    except RemoteReference as exc:
+        raise ValueError(f"{path}: {exc}") from None
     except Exception as exc:  # the RDF parsers raise many kinds of errors
         raise ValueError(f"{path} is not {fmt} RDF: {' '.join(str(exc).split())}") from exc
 

@@ -333,6 +333,25 @@ def test_owl_round_trip_through_import(world: tuple[TestClient, GraphStore, Path
             headers={"Content-Type": "text/turtle"},
         )
         assert refused.status_code == 422 and "none of the ontology's classes" in refused.text
+    # nothing an upload names is fetched (port 9 is discard: a fetch would fail differently)
+    remote = "http://127.0.0.1:9/internal"
+    owl_imports = (
+        '<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" '
+        'xmlns:owl="http://www.w3.org/2002/07/owl#"><owl:Ontology rdf:about="http://x/o">'
+        f'<owl:imports rdf:resource="{remote}"/></owl:Ontology></rdf:RDF>'
+    )
+    for content, media, says in (
+        (f'{{"@context": "{remote}", "@id": "http://x/a"}}', "application/ld+json", "not fetched"),
+        (f'{{"@context": [{{"@import": "{remote}"}}]}}', "application/ld+json", "not fetched"),
+        (owl_imports, "application/rdf+xml", "owl:imports are not followed"),
+    ):
+        fetch = client.post(
+            "/v1/ontology/import",
+            params={"reason": "x"},
+            content=content.encode(),
+            headers={"Content-Type": media},
+        )
+        assert fetch.status_code == 422 and says in fetch.text, fetch.text
 
 
 def test_proposals_are_listed_accepted_and_rejected_with_actor_and_reason(

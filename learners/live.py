@@ -20,7 +20,7 @@ from typing import Any
 from ingest.patient import Event
 from kg.settings import Settings
 from kg.store import GraphStore
-from learners.state import LearnerState, locked, save_state, state_path
+from learners.state import LearnerState, StateBusy, locked, save_state, state_path
 from learners.stream import open_state, replay
 
 
@@ -57,6 +57,8 @@ class LiveLearners:
         self._error: str | None = None
         self._stamp: int | None = None
         self._open()
+        if self._state is not None and self._stamp is None:
+            self._keep_salt()
 
     @property
     def salt(self) -> str | None:
@@ -101,6 +103,17 @@ class LiveLearners:
                 position=state.position.to_dict(),
                 learners=state.versions(),
             )
+
+    def _keep_salt(self) -> None:
+        """Save the fresh state at once, so that its pseudonym salt (and so the patients'
+        pseudonyms in the audit log and the learners) is the same after a restart."""
+        try:
+            with locked(self.path, wait=self.lock_wait):
+                if not self.path.exists():
+                    save_state(self._state, self.path)
+        except StateBusy:  # another process is writing the state: its salt is the one kept
+            return
+        self._open()
 
     def _open(self) -> None:
         self._stamp = _stamp(self.path)

@@ -157,8 +157,9 @@ def open_state(
     """The learner state saved at ``path``, or a fresh one (also with ``reset``).
 
     ``signal_config`` (default: the ``signal_*`` settings) sets the signal learner's thresholds
-    when the state starts afresh; a saved learner keeps its own, and asking for others raises
-    ``ValueError``, as does a state saved by another version of a learner.
+    when the state starts afresh or has learned nothing yet; a saved learner keeps its own, and
+    asking for others raises ``ValueError``, as does a state saved by another version of a
+    learner.
     """
     signal_config = signal_config or settings_signal_config(settings)
     state = None if reset else load_state(path, LEARNERS)
@@ -170,7 +171,9 @@ def open_state(
             f"learner state {path} has no {', '.join(missing)} learner: start over with --reset"
         )
     saved = state.learners["signals"].config
-    if signal_config is not None and signal_config != saved:
+    if signal_config is not None and signal_config != saved and not state.position.events:
+        state.learners["signals"] = SignalLearner(signal_config)  # nothing learned to lose
+    elif signal_config is not None and signal_config != saved:
         raise ValueError(
             f"the saved signal learner ({path}) uses {saved.to_dict()}: start over with --reset "
             "to change its settings"

@@ -37,7 +37,7 @@ from kg.vocab import HAS_ADVERSE_EVENT
 from learners.live import LiveLearners
 from learners.signals import SignalConfig
 from learners.state import StateBusy, load_state, state_path
-from learners.stream import LEARNERS, learn, read_events
+from learners.stream import LEARNERS, learn, open_state, read_events
 
 REPO = Path(__file__).resolve().parents[1]
 CLINOSIM_ARGS = ("-p", "250", "-s", "3", "--start", "2024-01-01", "--end", "2024-12-31")
@@ -193,6 +193,23 @@ def test_parallel_posts_are_learned_once(live: tuple[GraphStore, Settings], reco
     assert load_state(state_path(settings), LEARNERS).position.events == total
 
 
+def test_pseudonyms_stay_the_same_across_restarts_before_any_ingest(
+    live: tuple[GraphStore, Settings],
+) -> None:
+    """Without a configured salt the learners' own is used, saved at the first start: the
+    audit log's pseudonyms of one patient do not change when the server restarts."""
+    store, settings = live
+    salts = []
+    for _ in range(2):
+        with TestClient(create_app(store, settings)) as client:
+            salts.append(client.app.state.ctx.salt)
+    assert salts[0] == salts[1] == load_state(state_path(settings), LEARNERS).salt
+
+    # a state that has learned nothing takes the thresholds `evocdss learn` asks for
+    strict = open_state(state_path(settings), settings, signal_config=SignalConfig(min_count=9))
+    assert strict.learners["signals"].config.min_count == 9 and strict.salt == salts[0]
+
+
 def test_an_unusable_learner_state_is_a_409(
     live: tuple[GraphStore, Settings], records: Path
 ) -> None:
@@ -259,7 +276,7 @@ def test_a_state_held_by_another_process_is_a_503_then_learned(
             busy = client.post("/v1/ingest/fhir", content=payload, headers=NDJSON)
             assert busy.status_code == 503 and busy.headers["Retry-After"] == "10"
             assert "in use by another process" in busy.json()["detail"]
-            assert not path.exists()  # nothing learned, nothing saved
+            assert load_state(path, LEARNERS).position.events == 0  # nothing learned
         done = client.post("/v1/ingest/fhir", content=payload, headers=NDJSON).json()
     assert done["learned"]["events_learned"] == done["events_total"] > 1_000
     assert load_state(path, LEARNERS).position.events == done["events_total"]
@@ -309,7 +326,7 @@ def test_a_batch_whose_kg_write_fails_is_learned_when_sent_again(
     events, _ = read_events(records, store, learners.salt)
     with pytest.raises(sqlite3.OperationalError):
         learners.learn(events, FailingWrite(store), learners.salt)
-    assert not state_path(settings).exists()
+    assert load_state(state_path(settings), LEARNERS).position.events == 0  # as it started
     again = learners.learn(events, store, learners.salt)
     assert again.events_learned == len(events) > 20_000
     assert again.flushed["signals"]["proposed"] >= 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -427,8 +428,13 @@ def main() -> None:
     logging.getLogger("neo4j").setLevel(logging.CRITICAL)
     try:
         app()
-    except (CLIError, KGError, ValueError, OSError) as exc:
+    except (CLIError, KGError, ValueError, OSError, sqlite3.Error) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("neo4j"):  # the driver's errors say what failed
+            raise
+        err.print(f"[red]error:[/] Neo4j: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
 
 

@@ -224,3 +224,14 @@ def test_turtle_states_only_trusted_edges_and_never_leaves_half_a_file(
 
 
 RDF_SUBJECT = "http://www.w3.org/1999/02/22-rdf-syntax-ns#subject"
+
+
+def test_a_store_error_is_one_line(tmp_path: Path) -> None:
+    import sqlite3
+
+    other = tmp_path / "other.sqlite"  # a SQLite file that is no KG
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE nodes (x)")
+    result = evocdss("kg", "stats", "--store", f"sqlite:///{other}")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "no such column" in result.stderr

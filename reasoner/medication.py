@@ -281,7 +281,7 @@ class MedicationCheck:
         serious = [p for p in problems if p.type not in ("unknown-drug", "unknown-allergy")]
         text = (
             f"{len(serious)} problem(s) in {n_meds} medication(s): "
-            + "; ".join(f"{p.severity}: {p.summary}" for p in serious)
+            + "; ".join(f"{p.severity}: {p.summary.rstrip('.')}" for p in serious)
             + "."
             if serious
             else f"No problem found among {n_known} known medication(s)."

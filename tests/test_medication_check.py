@@ -149,6 +149,7 @@ def test_combination_products_are_checked_per_ingredient(
 def test_the_same_drug_twice_is_a_duplicate_not_an_interaction(reasoner: Reasoner) -> None:
     answer, _ = check(reasoner, {"text": "warfarin"}, {"text": "Coumadin"})
     assert [(p.type, p.inputs) for p in answer.problems] == [("duplicate-therapy", [0, 1])]
+    assert answer.answer.endswith("duplicate therapy.") and ".." not in answer.answer
 
 
 def test_unknown_allergies_are_reported_not_dropped(

@@ -143,25 +143,25 @@ def check_status_change(status: str, reason: str) -> None:
         raise InvalidStatus("a status change needs a reason")
 
 
-def check_expected(existing: dict[str, Edge], edge_id: str, expected: str) -> None:
-    """Raise ``StatusConflict`` unless the edge ``edge_id`` has the status ``expected``."""
-    edge = existing.get(edge_id)
-    if edge is None:
-        raise NotFound(f"no edge {edge_id}")
-    if edge.status != expected:
-        raise StatusConflict(
-            f"edge {edge_id} is {edge.status}, not {expected}: another change came first"
-        )
-
-
 def status_changes(
-    existing: dict[str, Edge], ids: list[str], status: str, now: float
+    existing: dict[str, Edge],
+    ids: list[str],
+    status: str,
+    now: float,
+    expected: str | None = None,
 ) -> tuple[list[Edge], list[PendingChange]]:
     """The edges among ``ids`` whose status changes (after the change) and their change-log
-    entries; an id not in ``existing`` raises ``NotFound``."""
+    entries; an id not in ``existing`` raises ``NotFound``, and one whose status is not
+    ``expected`` (when given) ``StatusConflict``."""
     missing = [i for i in ids if i not in existing]
     if missing:
         raise NotFound(f"no edge {missing[0]}")
+    stale = [existing[i] for i in ids if expected is not None and existing[i].status != expected]
+    if stale:
+        edge = stale[0]
+        raise StatusConflict(
+            f"edge {edge.id} is {edge.status}, not {expected}: another change came first"
+        )
     before = [existing[i] for i in ids if existing[i].status != status]
     after = [replace(e, status=status, updated=now) for e in before]
     changes = [

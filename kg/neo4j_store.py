@@ -18,7 +18,6 @@ from kg.batch import (
     Diff,
     PendingChange,
     check_cited,
-    check_expected,
     check_status_change,
     chunked,
     dedupe_edges,
@@ -246,9 +245,7 @@ class Neo4jStore:
         now = time.time()
         with self._session() as session, session.begin_transaction() as tx:
             log = _ChangeLog(tx, now, actor, reason)  # the writers' lock, before any read
-            if expected is not None:
-                check_expected(self._edges_in(tx, [edge_id]), edge_id, expected)
-            changed = self._set_statuses(tx, log, [edge_id], status, now)
+            changed = self._set_statuses(tx, log, [edge_id], status, now, expected)
             if not changed:
                 return self._edges_in(tx, [edge_id])[edge_id]
             log.commit()
@@ -256,11 +253,19 @@ class Neo4jStore:
         return changed[0]
 
     def _set_statuses(
-        self, tx: Any, log: _ChangeLog, edge_ids: list[str], status: str, now: float
+        self,
+        tx: Any,
+        log: _ChangeLog,
+        edge_ids: list[str],
+        status: str,
+        now: float,
+        expected: str | None = None,
     ) -> list[Edge]:
         """Give edges a status, logging each change; returns the edges that changed (after).
-        An unknown id raises ``NotFound`` (the transaction is not committed)."""
-        after, changes = status_changes(self._edges_in(tx, edge_ids), edge_ids, status, now)
+        An unknown id raises ``NotFound``, one not of status ``expected`` (when given)
+        ``StatusConflict`` (the transaction is not committed)."""
+        existing = self._edges_in(tx, edge_ids)
+        after, changes = status_changes(existing, edge_ids, status, now, expected)
         tx.run(
             "UNWIND $eids AS eid MATCH ()-[r:REL {eid: eid}]->() "
             "SET r.status = $status, r.updated = $now",

@@ -16,7 +16,6 @@ from kg.batch import (
     Diff,
     PendingChange,
     check_cited,
-    check_expected,
     check_status_change,
     chunked,
     dedupe_edges,
@@ -340,9 +339,9 @@ class SQLiteStore:
     ) -> Edge:
         check_status_change(status, reason)
         with self._write() as conn:
-            if expected is not None:
-                check_expected(self._edges_in(conn, [edge_id]), edge_id, expected)
-            changed = self._set_statuses(conn, [edge_id], status, time.time(), actor, reason)
+            changed = self._set_statuses(
+                conn, [edge_id], status, time.time(), actor, reason, expected
+            )
             return changed[0] if changed else self._edges_in(conn, [edge_id])[edge_id]
 
     def _set_statuses(
@@ -353,10 +352,13 @@ class SQLiteStore:
         now: float,
         actor: str,
         reason: str,
+        expected: str | None = None,
     ) -> list[Edge]:
         """Give edges a status, logging each change; returns the edges that changed (after).
-        An unknown id raises ``NotFound`` (the caller's transaction rolls back)."""
-        after, changes = status_changes(self._edges_in(conn, edge_ids), edge_ids, status, now)
+        An unknown id raises ``NotFound``, one not of status ``expected`` (when given)
+        ``StatusConflict`` (the caller's transaction rolls back)."""
+        existing = self._edges_in(conn, edge_ids)
+        after, changes = status_changes(existing, edge_ids, status, now, expected)
         conn.executemany(
             "UPDATE edges SET status = ?, updated = ? WHERE eid = ?",
             [(status, now, _eid(e.id)) for e in after],

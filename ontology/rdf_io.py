@@ -163,9 +163,6 @@ def read_axioms(path: Path, fmt: str | None = None) -> set[Axiom]:
     return graph_axioms(graph)
 
 
-OWL_IMPORTS = "http://www.w3.org/2002/07/owl#imports"
-
-
 class RemoteReference(ValueError):
     """A file that asks its reader to fetch something (an import, a remote context)."""
 
@@ -173,17 +170,20 @@ class RemoteReference(ValueError):
 def _refuse_remote(path: Path, fmt: str) -> None:
     """Raise ``RemoteReference`` for what a parser would fetch: ``owl:imports`` (owlready2
     loads them from the web) or a JSON-LD context given by URL (rdflib fetches it)."""
+    if fmt == "json-ld" and _remote_contexts(json.loads(path.read_bytes())):
+        raise RemoteReference("remote JSON-LD contexts are not fetched: put them inline")
+    if fmt in ("xml", "nt") and _imports(path, fmt):
+        raise RemoteReference("owl:imports are not followed: remove them from the file")
+
+
+def _imports(path: Path, fmt: str) -> bool:
+    """Whether an RDF/XML or N-Triples file states ``owl:imports``."""
     if fmt == "xml":
         from xml.etree.ElementTree import iterparse  # no external entities are resolved
 
-        if any(el.tag == "{http://www.w3.org/2002/07/owl#}imports" for _, el in iterparse(path)):
-            raise RemoteReference("owl:imports are not followed: remove them from the file")
-    elif fmt == "nt":
-        with path.open(encoding="utf-8") as f:
-            if any(f"<{OWL_IMPORTS}>" in line for line in f):
-                raise RemoteReference("owl:imports are not followed: remove them from the file")
-    elif fmt == "json-ld" and _remote_contexts(json.loads(path.read_bytes())):
-        raise RemoteReference("remote JSON-LD contexts are not fetched: put them inline")
+        return any(el.tag == f"{{{_OWL}}}imports" for _, el in iterparse(path))
+    with path.open(encoding="utf-8") as f:
+        return any(f"<{_OWL}imports>" in line for line in f)
 
 
 def _remote_contexts(value: Any) -> bool:

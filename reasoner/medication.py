@@ -286,12 +286,9 @@ class MedicationCheck:
             if serious
             else f"No problem found among {n_known} known medication(s)."
         )
-        unknown = [p for p in problems if p.type == "unknown-drug"]
-        if unknown:
-            text += f" {len(unknown)} medication(s) could not be checked (unknown to the KG)."
-        unknown = [p for p in problems if p.type == "unknown-allergy"]
-        if unknown:
-            text += f" {len(unknown)} allergy(ies) could not be checked (unknown to the KG)."
+        for kind, what in (("unknown-drug", "medication(s)"), ("unknown-allergy", "allergy(ies)")):
+            if unknown := sum(p.type == kind for p in problems):
+                text += f" {unknown} {what} could not be checked (unknown to the KG)."
         return MedicationAnswer(
             id=query.id,
             kind="medication-check",
@@ -350,7 +347,7 @@ class MedicationCheck:
             inputs=[a.index, b.index],
             entities=list(dict.fromkeys([a.node.id, ea, eb, b.node.id])),
             citations=cites,
-            summary=("Unreviewed: " if proposed else "") + f"{label} ({severity})"[:140],
+            summary=(("Unreviewed: " if proposed else "") + f"{label} ({severity})")[:140],
             proposed=proposed,
             detail=claim,
             source=source,

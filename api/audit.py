@@ -32,21 +32,28 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class AuditLog:
-    """Appends JSON lines to a file opened in append mode (owner-readable only); the file is
-    opened at the first write after creation or ``close``."""
+    """Appends JSON lines to a file opened in append mode (owner-readable only). The file is
+    opened at the first write, and again when it has been moved or deleted (log rotation), so
+    no record goes to a rotated-away file."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: TextIO | None = None
+        self._identity: tuple[int, int] | None = None
         self._lock = threading.Lock()
 
     def write(self, record: dict[str, Any]) -> None:
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n"
         with self._lock:
+            if self._file is not None and self._identity != _identity(self.path):
+                self._file.close()
+                self._file = None
             if self._file is None:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
                 self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+                stat = os.fstat(fd)
+                self._identity = (stat.st_dev, stat.st_ino)
             self._file.write(line)
 
     def close(self) -> None:
@@ -54,6 +61,15 @@ class AuditLog:
             if self._file is not None:
                 self._file.close()
                 self._file = None
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """The (device, inode) of the file at ``path``; None if there is none."""
+    try:
+        stat = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return stat.st_dev, stat.st_ino
 
 
 def read_audit(path: Path) -> list[dict[str, Any]]:

@@ -67,21 +67,33 @@ class ApiKeys:
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiKeys:
         """Read ``api_keys`` and ``api_keys_file``; raises ``ConfigError`` (naming the entry,
-        never the key) when an entry is malformed, or when there is no key and open access is
-        not allowed."""
+        never the key) when an entry is malformed, when one key is given two roles, or when there
+        is no key and open access is not allowed."""
         pairs: list[tuple[str, str]] = []
+        first_seen: dict[str, tuple[str, str]] = {}  # key -> (role, where)
+
+        def add(entry: str, where: str) -> None:
+            key, role = _parse_entry(entry, where)
+            seen_role, seen_where = first_seen.setdefault(key, (role, where))
+            if seen_role != role:  # a key has one role; the message names places, not the key
+                raise ConfigError(
+                    f"{where} gives role {role!r} to the key that {seen_where} gives role "
+                    f"{seen_role!r}: give each key one role"
+                )
+            pairs.append((key, role))
+
         keys = settings.api_keys
         raw = keys.get_secret_value() if isinstance(keys, SecretStr) else str(keys)
         for n, entry in enumerate(raw.split(","), 1):
             if entry.strip():
-                pairs.append(_parse_entry(entry, f"entry {n} of EVOCDSS_API_KEYS"))
+                add(entry, f"entry {n} of EVOCDSS_API_KEYS")
         if settings.api_keys_file is not None:
             path = Path(settings.api_keys_file)
             if not path.is_file():
                 raise ConfigError(f"EVOCDSS_API_KEYS_FILE {path} does not exist")
             for n, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), 1):
                 if line.strip() and not line.lstrip().startswith("#"):
-                    pairs.append(_parse_entry(line, f"line {n} of {path}"))
+                    add(line, f"line {n} of {path}")
         if not pairs and not settings.api_open_access:
             raise ConfigError(
                 "no API key configured: set EVOCDSS_API_KEYS='<key>:<role>,...' or "

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
 from api.app import create_app
-from api.audit import read_audit
+from api.audit import AuditLog, read_audit
 from api.security import ApiKeys, ConfigError, key_id, require_role
 from api.server import serve
 from kg.settings import Settings
@@ -160,6 +160,18 @@ def test_keys_config(settings: Settings, tmp_path: Path) -> None:
     assert keys.lookup("with:colons:in-key-0001").role == "ingest"
     assert keys.lookup(CURATOR).key_id == key_id(CURATOR) != CURATOR[:12]
     assert keys.lookup(CURATOR + "x") is None and keys.lookup("") is None
+    twice = f"{CURATOR}:curator,{CURATOR}:curator"  # the same role twice is fine
+    assert ApiKeys.from_settings(base.model_copy(update={"api_keys": SecretStr(twice)}))
+    with pytest.raises(ConfigError, match=f"line 1 of {keys_file}.*entry 2 of EVOCDSS") as info:
+        ApiKeys.from_settings(  # which role would apply depended on the order of the entries
+            base.model_copy(
+                update={
+                    "api_keys": SecretStr(f"{ADMIN}:admin,{CURATOR}:admin"),
+                    "api_keys_file": keys_file,
+                }
+            )
+        )
+    assert CURATOR not in str(info.value)
     missing = base.model_copy(update={"api_keys_file": tmp_path / "nope"})
     with pytest.raises(ConfigError, match="does not exist"):
         ApiKeys.from_settings(missing)
@@ -210,3 +222,17 @@ def test_keys_are_never_logged(secured: tuple, caplog: pytest.LogCaptureFixture)
     assert [r["status"] for r in records[-3:]] == [200, 401, 403]
     assert records[-3]["route"] == "/v1/ask/medication-check"
     assert app_settings.audit_log_path.stat().st_mode & 0o077 == 0  # owner only
+
+
+def test_audit_log_follows_log_rotation(tmp_path: Path) -> None:
+    path = tmp_path / "audit.log"
+    audit = AuditLog(path)
+    audit.write({"n": 1})
+    path.rename(tmp_path / "audit.log.1")  # what logrotate does before it signals nobody
+    audit.write({"n": 2})
+    path.unlink()  # and a rotation that deletes the file
+    audit.write({"n": 3})
+    audit.close()
+    assert read_audit(tmp_path / "audit.log.1") == [{"n": 1}]
+    assert read_audit(path) == [{"n": 3}]
+    assert (path.stat().st_mode & 0o777) == 0o600

@@ -95,6 +95,9 @@ def read_hook(
         resource = drafts_at[at] if is_draft else _reference(item)
         if not is_draft and (item.status in INACTIVE_MEDICATION or resource in draft_ids):
             continue
+        if is_draft and item.status in INACTIVE_MEDICATION:  # e.g. entered in error: no order
+            unreadable.append((resource, f"its status is {item.status}"))
+            continue
         coded = _medication(ctx.reasoner.store, item)
         if coded is None:
             unreadable.append((resource, "no RxNorm code and no name to check it by"))

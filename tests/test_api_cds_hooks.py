@@ -279,6 +279,14 @@ def test_a_draft_about_another_patient_is_not_checked(client: TestClient) -> Non
     assert card["indicator"] == "info" and "another patient" in card["detail"]
 
 
+def test_a_draft_entered_in_error_is_not_checked(client: TestClient) -> None:
+    draft = medication("mr-new", "5640", "ibuprofen", status="entered-in-error")
+    out = sign(client, drafts=[draft], active=[medication("mr-old", "11289", "warfarin", "active")])
+    (card,) = out["cards"]  # no interaction card for an order that was never meant
+    assert card["summary"] == "MedicationRequest/mr-new was not checked"
+    assert "entered-in-error" in card["detail"]
+
+
 def test_out_of_range_dates_are_bad_dates(client: TestClient) -> None:
     warfarin = medication("mr-old", "11289", "warfarin", status="active")
     warfarin["authoredOn"] = "9999-12-31T23:59:59-05:00"  # past year 9999 in UTC

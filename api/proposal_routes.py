@@ -14,7 +14,7 @@ from api.context import ApiContext, Ctx
 from api.ontology_models import ReasonIn
 from api.rest import CitationOut, EdgeOut
 from api.security import Principal, require_role
-from kg.model import Edge
+from kg.model import EDGE_ID, Edge
 from kg.vocab import PREDICATES, STATUSES, Status
 from learners.proposals import (
     AlreadyDecided,
@@ -27,7 +27,7 @@ from learners.proposals import (
 )
 
 Curator = Annotated[Principal, Depends(require_role("curator"))]
-EdgeId = Annotated[str, Path(pattern=r"^E[0-9a-f]{16}$", description="An edge id.")]
+EdgeId = Annotated[str, Path(pattern=f"^{EDGE_ID.pattern}$", description="An edge id.")]
 DECIDED = {409: {"model": ErrorOut, "description": "The edge is not a proposal (any more)."}}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +98,16 @@ class Node:
             xrefs=tuple(d.get("xrefs", ())),
             properties=d.get("properties", {}),
         )
+
+
+#: The form of every edge id (``edge_id``): "E" and 16 lower-case hex digits.
+EDGE_ID = re.compile(r"E[0-9a-f]{16}")
+
+
+def check_limit(limit: int | None) -> None:
+    """Refuse a negative ``limit`` of a store read (every store reads "no limit" as None)."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be at least 0 (or None for no limit), not {limit}")
 
 
 def edge_id(subject: str, predicate: str, obj: str) -> str:

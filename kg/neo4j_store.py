@@ -29,7 +29,18 @@ from kg.batch import (
     status_changes,
 )
 from kg.errors import StoreUnavailable
-from kg.model import Change, Citation, Edge, GraphArrays, Node, Stats, WriteResult, dumps
+from kg.model import (
+    EDGE_ID,
+    Change,
+    Citation,
+    Edge,
+    GraphArrays,
+    Node,
+    Stats,
+    WriteResult,
+    check_limit,
+    dumps,
+)
 from kg.names import name_keys
 from kg.store import Progress
 from kg.vocab import Status, normalize_text
@@ -298,6 +309,7 @@ class Neo4jStore:
 
     @staticmethod
     def _edges_in(tx: Any, ids: list[str]) -> dict[str, Edge]:
+        ids = [i for i in ids if EDGE_ID.fullmatch(i)]
         if not ids:
             return {}
         rows = tx.run(
@@ -325,6 +337,7 @@ class Neo4jStore:
             return session.execute_read(self._edges_in, [edge_id]).get(edge_id)
 
     def search(self, text: str, *, category: str | None = None, limit: int = 20) -> list[Node]:
+        check_limit(limit)
         norm = normalize_text(text)
         if not norm:
             return []
@@ -351,6 +364,7 @@ class Neo4jStore:
         min_confidence: float = 0.0,
         limit: int | None = None,
     ) -> list[Edge]:
+        check_limit(limit)
         where = ["($predicate IS NULL OR r.predicate = $predicate)"]
         if statuses is not None:
             where.append("r.status IN $statuses")
@@ -439,6 +453,7 @@ class Neo4jStore:
     def changes(
         self, since: int = 0, *, key: str | None = None, limit: int | None = None
     ) -> list[Change]:
+        check_limit(limit)
         cypher = (
             "MATCH (c:Change) WHERE c.seq > $since AND ($key IS NULL OR c.key = $key) "
             "RETURN c ORDER BY c.seq"

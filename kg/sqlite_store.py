@@ -28,6 +28,7 @@ from kg.batch import (
 )
 from kg.errors import StoreUnavailable
 from kg.model import (
+    EDGE_ID,
     Change,
     Citation,
     Edge,
@@ -35,6 +36,7 @@ from kg.model import (
     Node,
     Stats,
     WriteResult,
+    check_limit,
     dumps,
 )
 from kg.names import name_keys
@@ -388,7 +390,7 @@ class SQLiteStore:
 
     def _edges_in(self, conn: sqlite3.Connection, ids: list[str]) -> dict[str, Edge]:
         out: dict[str, Edge] = {}
-        eids = [_eid(i) for i in ids if len(i) == 17 and i.startswith("E")]
+        eids = [_eid(i) for i in ids if EDGE_ID.fullmatch(i)]
         for part in chunked(eids, MAX_VARS):
             for row in conn.execute(
                 f"SELECT {EDGE_COLUMNS} FROM edges WHERE eid IN ({_in(part)})", part
@@ -414,6 +416,7 @@ class SQLiteStore:
         return self._edges_in(self._conn(), [edge_id]).get(edge_id)
 
     def search(self, text: str, *, category: str | None = None, limit: int = 20) -> list[Node]:
+        check_limit(limit)
         norm = normalize_text(text)
         if not norm:
             return []
@@ -442,6 +445,7 @@ class SQLiteStore:
         min_confidence: float = 0.0,
         limit: int | None = None,
     ) -> list[Edge]:
+        check_limit(limit)
         clauses, params = [], []
         for column, value in (("subject", subject), ("predicate", predicate), ("object", object)):
             if value is not None:
@@ -527,6 +531,7 @@ class SQLiteStore:
     def changes(
         self, since: int = 0, *, key: str | None = None, limit: int | None = None
     ) -> list[Change]:
+        check_limit(limit)
         sql = (
             "SELECT seq, time, actor, action, key, before, after, reason FROM changes WHERE seq > ?"
         )

@@ -57,6 +57,7 @@ class GraphStore(Protocol):
 
         Exact matches of a whole name come first, then names that start with ``text``, then
         names with a word that starts with ``text``; shorter names first within each group.
+        A negative ``limit`` raises ``ValueError`` (as in ``edges`` and ``changes``).
         """
         ...
 
@@ -65,7 +66,7 @@ class GraphStore(Protocol):
         ...
 
     def get_edge(self, edge_id: str) -> Edge | None:
-        """The edge with this id (``kg.model.edge_id``), or None."""
+        """The edge with this id (``kg.model.edge_id``), or None (also for a malformed id)."""
         ...
 
     def edges(

@@ -119,6 +119,24 @@ def test_bad_identifiers_and_predicates_are_refused(store: GraphStore) -> None:
     assert store.version() == 0
 
 
+def test_malformed_edge_ids_and_negative_limits_mean_the_same_in_every_store(
+    store: GraphStore,
+) -> None:
+    load(store)
+    eid = edge_id("TEST:nsaids", "biolink:interacts_with", "TEST:vka")
+    for malformed in (eid.upper(), "E" + "z" * 16, "E" + " " * 16, eid[:-1], "", "x"):
+        assert store.get_edge(malformed) is None  # as for an unknown id: no ValueError
+    assert store.get_edge(eid) is not None
+    for read in (
+        lambda: store.search("a", limit=-1),
+        lambda: store.edges(limit=-1),
+        lambda: store.changes(limit=-1),
+    ):
+        with pytest.raises(ValueError, match="limit must be at least 0"):
+            read()
+    assert store.search("a", limit=0) == [] and store.edges(limit=0) == []
+
+
 def test_search_ignores_case_accents_and_ranks_exact_first(store: GraphStore) -> None:
     load(store)
     assert [n.id for n in store.search("WARFARINE")] == ["TEST:warfarin"]

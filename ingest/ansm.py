@@ -33,6 +33,12 @@ anticoagulants: contraindicated at anti-inflammatory doses, avoid at analgesic d
 Cross-links: ``biolink:same_as`` (exact or curated match) or ``biolink:close_match`` (INN rule
 match, or any class match) from an ANSM node to the drug vocabulary node with its English name
 (``ingest.drugs``). They cite ``src:evocdss-name-matching``: the link is ours, not ANSM's.
+
+Therapeutic classes: the classes listed in ``data/therapeutic_classes.tsv`` (statins, proton
+pump inhibitors...: two different members taken together are duplicate therapy) are
+``biolink:subclass_of`` the ``EVO:therapeutic-class`` node, citing
+``src:evocdss-therapeutic-classes``: that judgement is ours too. A listed class the release
+lacks is reported as ``therapeutic-class-not-in-release``.
 """
 
 from __future__ import annotations
@@ -59,10 +65,19 @@ from ingest.drugs import DRUG, DRUG_CLASS, DrugVocabulary, drug_vocabulary
 from ingest.source import SourceBatch
 from kg.model import Citation, Edge, Node, Synonym
 from kg.settings import Settings
-from kg.vocab import CLOSE_MATCH, INTERACTS_WITH, MEMBER_OF, SAME_AS
+from kg.vocab import (
+    CLOSE_MATCH,
+    INTERACTS_WITH,
+    MEMBER_OF,
+    SAME_AS,
+    SUBCLASS_OF,
+    THERAPEUTIC_CLASS,
+)
 
 CITATION_ID = "src:ansm-thesaurus"
 MATCHING_CITATION_ID = "src:evocdss-name-matching"
+THERAPEUTIC_CITATION_ID = "src:evocdss-therapeutic-classes"
+THERAPEUTIC_TABLE = Path(__file__).parent / "data" / "therapeutic_classes.tsv"
 DEFAULT_RELEASE = "2020-01"
 
 #: The severity scale, most severe first.
@@ -433,7 +448,9 @@ def load_ansm(settings: Settings | None = None, *, release: str = DEFAULT_RELEAS
     files = _release_files(release)
     index, thesaurus = (_read_json(f) for f in files)
     ansm, matching = _citations(release, files)
-    batch = SourceBatch(name="ansm", citation=ansm, extra_citations=[matching])
+    batch = SourceBatch(
+        name="ansm", citation=ansm, extra_citations=[matching, _therapeutic_citation()]
+    )
     entities = _named_entities(index, thesaurus, batch)
     notes = _notes(thesaurus)
     batch.nodes = [_node(e, release, notes.get(e.key, [])) for e in entities.values()]
@@ -458,4 +475,46 @@ def load_ansm(settings: Settings | None = None, *, release: str = DEFAULT_RELEAS
         if not entity.english:
             kind = "class-without-english-name" if entity.kind == CLASS else "no-english-name"
             batch.issue(kind, entity.name)
+    _therapeutic_classes(entities, batch)
     return batch
+
+
+def _therapeutic_citation() -> Citation:
+    return Citation(
+        id=THERAPEUTIC_CITATION_ID,
+        kind="curator",
+        title="evocdss therapeutic classes: ANSM classes whose members duplicate each other",
+        version="1",
+        details={"curated_table": "ingest/data/therapeutic_classes.tsv"},
+    )
+
+
+def therapeutic_classes() -> dict[str, str]:
+    """The curated therapeutic classes: ANSM class id -> English name."""
+    rows = [
+        line.split("\t")
+        for line in THERAPEUTIC_TABLE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    return {row[0].strip(): row[1].strip() for row in rows}
+
+
+def _therapeutic_classes(entities: dict[str, AnsmEntity], batch: SourceBatch) -> None:
+    """The ``EVO:therapeutic-class`` node and a ``subclass_of`` edge to it from each curated
+    class of this release."""
+    classes = {e.id for e in entities.values() if e.kind == CLASS}
+    batch.nodes.append(
+        Node(
+            THERAPEUTIC_CLASS,
+            DRUG_CLASS,
+            "Therapeutic class (two members are duplicate therapy)",
+            properties={"curated_table": "ingest/data/therapeutic_classes.tsv"},
+        )
+    )
+    for class_id in therapeutic_classes():
+        if class_id not in classes:
+            batch.issue("therapeutic-class-not-in-release", class_id)
+            continue
+        batch.edges.append(
+            Edge(class_id, SUBCLASS_OF, THERAPEUTIC_CLASS, (THERAPEUTIC_CITATION_ID,))
+        )

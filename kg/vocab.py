@@ -41,6 +41,9 @@ SAME_AS = "biolink:same_as"
 CLOSE_MATCH = "biolink:close_match"
 SIMILAR_TO = "biolink:similar_to"
 
+#: The drug classes whose members duplicate each other's therapy are ``subclass_of`` this node.
+THERAPEUTIC_CLASS = "EVO:therapeutic-class"
+
 #: Biolink Model predicates the KG accepts on edges.
 PREDICATES = frozenset(
     {

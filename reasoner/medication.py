@@ -3,7 +3,7 @@
 1. Which substances are the listed medications? (entity linking; codes checked against names)
 2. Which drug classes do they belong to? (``member_of`` edges)
 3. Do any two interact, directly or through their classes? (``interacts_with`` edges)
-4. Is a substance listed twice? (duplicate therapy)
+4. Is a substance listed twice, or two of one therapeutic class? (duplicate therapy)
 5. Is the patient allergic to one of them, or to one of their classes?
 
 Problems come most severe first; a medication the KG does not know is reported, never dropped.
@@ -23,7 +23,13 @@ from kg.model import Edge, Node
 from kg.vocab import MEMBER_OF, TRUSTED_STATUSES
 from reasoner.answer import Answer, Card, CardSource, Evidence, Finding, Step
 from reasoner.inputs import Coded, Query
-from reasoner.tools import display_name, interactions, memberships, severity_rank
+from reasoner.tools import (
+    display_name,
+    interactions,
+    memberships,
+    severity_rank,
+    therapeutic_classes,
+)
 
 LINKER_MODEL = ("evocdss-entity-linker", "1")
 INDICATOR = {
@@ -242,35 +248,8 @@ class MedicationCheck:
         steps.append(step)
 
         # 4. duplicates
-        step = Step(
-            question="Is any substance listed twice?",
-            tool="entity_linking",
-            inputs={"nodes": [m.node.id for m in known]},
-        )
-        twice: dict[tuple[int, int], tuple[Resolved, Resolved]] = {}
-        for a, b in combinations(known, 2):
-            if a.index != b.index and a.node.id == b.node.id:
-                twice.setdefault((a.index, b.index), (a, b))
-        for a, b in twice.values():
-            claim = (
-                f"Medications {a.index + 1} and {b.index + 1} both contain "
-                f"{display_name(a.node)}: duplicate therapy."
-            )
-            cites = [*self._link_cites(a), *self._link_cites(b)]
-            step.findings.append(Finding(claim=claim, citations=cites))
-            problems.append(
-                Problem(
-                    type="duplicate-therapy",
-                    severity="precaution",
-                    inputs=[a.index, b.index],
-                    entities=[a.node.id],
-                    citations=cites,
-                    summary=claim[:140],
-                    detail=claim,
-                )
-            )
-        step.conclusion = "Duplicates found." if step.findings else "No duplicate."
-        steps.append(step)
+        interacting = {(a, b) for a, b, _ in reported}
+        steps.append(self._duplicate_step(known, member, names, interacting, problems))
 
         # 5. allergies
         if allergies:
@@ -353,6 +332,85 @@ class MedicationCheck:
             source=source,
         )
         return problem, Finding(claim=claim, citations=cites, proposed=proposed)
+
+    def _duplicate_step(
+        self,
+        known: list[Resolved],
+        member: dict[str, list[Edge]],
+        names: dict[str, Node],
+        interacting: set[tuple[int, int]],
+        problems: list[Problem],
+    ) -> Step:
+        """One problem per substance listed more than once, and per therapeutic class
+        (``THERAPEUTIC_CLASS``) with two different substances listed, unless every pair of them
+        was already reported as interacting (ANSM's "NSAIDs + other NSAIDs")."""
+        step = Step(
+            question="Is a substance listed twice, or two substances of one therapeutic class?",
+            tool="duplicate_therapy",
+            inputs={"nodes": [m.node.id for m in known]},
+        )
+        by_node: dict[str, dict[int, Resolved]] = {}
+        for m in known:
+            by_node.setdefault(m.node.id, {}).setdefault(m.index, m)
+        for node_id, meds in by_node.items():
+            if len(meds) > 1:
+                group = list(meds.values())
+                both = "both" if len(group) == 2 else "all"
+                claim = (
+                    f"Medications {_and([str(m.index + 1) for m in group])} {both} contain "
+                    f"{display_name(group[0].node)}: duplicate therapy."
+                )
+                cites = [k for m in group for k in self._link_cites(m)]
+                self._duplicate(step, problems, group, [node_id], claim, cites)
+        emitted: list[set[int]] = []
+        for cls, marker in therapeutic_classes(self.store, sorted(names)).items():
+            in_class = {}
+            for m in known:
+                edge = next((e for e in member.get(m.node.id, []) if e.object == cls), None)
+                if edge is not None and m.index not in in_class:
+                    in_class[m.index] = (m, edge)
+            indexes = set(in_class)
+            if len({m.node.id for m, _ in in_class.values()}) < 2 or any(
+                indexes <= e for e in emitted
+            ):
+                continue
+            pairs = {(a, b) for a in indexes for b in indexes if a < b}
+            if pairs <= interacting:
+                continue
+            emitted.append(indexes)
+            group = [m for m, _ in in_class.values()]
+            what = _and([f"{i + 1} ({display_name(m.node)})" for i, (m, _) in in_class.items()])
+            both = "both" if len(in_class) == 2 else "all"
+            claim = f"Medications {what} are {both} {display_name(names[cls])}: duplicate therapy."
+            cites = [k for m, e in in_class.values() for k in (*self._link_cites(m), e)]
+            cites = [k if isinstance(k, str) else self.evidence.edge(k) for k in cites]
+            cites.append(self.evidence.edge(marker))
+            entities = [cls, *dict.fromkeys(m.node.id for m in group)]
+            self._duplicate(step, problems, group, entities, claim, cites)
+        step.conclusion = "Duplicates found." if step.findings else "No duplicate."
+        return step
+
+    @staticmethod
+    def _duplicate(
+        step: Step,
+        problems: list[Problem],
+        group: list[Resolved],
+        entities: list[str],
+        claim: str,
+        cites: list[str],
+    ) -> None:
+        step.findings.append(Finding(claim=claim, citations=cites))
+        problems.append(
+            Problem(
+                type="duplicate-therapy",
+                severity="precaution",
+                inputs=sorted({m.index for m in group}),
+                entities=entities,
+                citations=cites,
+                summary=claim[:140],
+                detail=claim,
+            )
+        )
 
     def _allergy_step(
         self,
@@ -466,3 +524,8 @@ def _is_combination(node: Node) -> bool:
 
 def _all_names(node: Node) -> list[str]:
     return [node.name, *(s.text for s in node.synonyms)]
+
+
+def _and(items: list[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    return " and ".join(filter(None, [", ".join(items[:-1]), items[-1]]))

@@ -9,7 +9,14 @@ from typing import Any
 from kg.model import Edge, Node
 from kg.store import GraphStore
 from kg.traverse import paths
-from kg.vocab import INTERACTS_WITH, MEMBER_OF, TRUSTED_STATUSES, Status
+from kg.vocab import (
+    INTERACTS_WITH,
+    MEMBER_OF,
+    SUBCLASS_OF,
+    THERAPEUTIC_CLASS,
+    TRUSTED_STATUSES,
+    Status,
+)
 
 #: The one severity scale of drug problems, most severe first.
 SEVERITIES = ("contraindicated", "avoid", "precaution", "consider")
@@ -30,15 +37,24 @@ def display_name(node: Node) -> str:
 def memberships(store: GraphStore, node_ids: Sequence[str]) -> dict[str, list[Edge]]:
     """Tool ``class_memberships``: the classes each node is a member of (trusted edges)."""
     out: dict[str, list[Edge]] = {n: [] for n in node_ids}
-    for edge in store.neighbors(
-        node_ids,
-        predicates=[MEMBER_OF],
-        direction="out",
-        statuses=sorted(TRUSTED_STATUSES),
-        per_node=200,
-    ):
+    for edge in _trusted_out(store, node_ids, MEMBER_OF):
         out[edge.subject].append(edge)
     return out
+
+
+def therapeutic_classes(store: GraphStore, class_ids: Sequence[str]) -> dict[str, Edge]:
+    """Tool ``therapeutic_classes``: which of the classes are therapeutic classes (two members
+    are duplicate therapy), each with its trusted ``subclass_of`` edge to
+    ``THERAPEUTIC_CLASS``."""
+    edges = _trusted_out(store, class_ids, SUBCLASS_OF)
+    return {e.subject: e for e in edges if e.object == THERAPEUTIC_CLASS}
+
+
+def _trusted_out(store: GraphStore, node_ids: Sequence[str], predicate: str) -> list[Edge]:
+    statuses = sorted(TRUSTED_STATUSES)
+    return store.neighbors(
+        node_ids, predicates=[predicate], direction="out", statuses=statuses, per_node=200
+    )
 
 
 def interactions(store: GraphStore, entity_ids: Iterable[str]) -> dict[str, list[Edge]]:
@@ -83,6 +99,10 @@ def langchain_tools(store: GraphStore) -> list[Any]:
         """Interaction edges (severity, mechanism, management) among substances or classes."""
         return as_dicts(interactions(store, entity_ids))
 
+    def duplicate_therapy_classes(class_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Which drug classes are therapeutic classes: two members are duplicate therapy."""
+        return {k: e.to_dict() for k, e in therapeutic_classes(store, class_ids).items()}
+
     def history(edge_id: str) -> list[dict[str, Any]]:
         """Who changed a KG edge, when and why."""
         return edge_history(store, edge_id)
@@ -94,6 +114,7 @@ def langchain_tools(store: GraphStore) -> list[Any]:
     return [
         StructuredTool.from_function(class_memberships),
         StructuredTool.from_function(find_interactions),
+        StructuredTool.from_function(duplicate_therapy_classes),
         StructuredTool.from_function(history, name="edge_history"),
         StructuredTool.from_function(find_paths, name="connecting_paths"),
     ]

@@ -8,6 +8,7 @@ import pytest
 
 from kg.settings import Settings
 from kg.store import GraphStore
+from kg.vocab import THERAPEUTIC_CLASS
 from reasoner.engine import Reasoner
 from reasoner.medication import MedicationAnswer
 
@@ -150,6 +151,37 @@ def test_the_same_drug_twice_is_a_duplicate_not_an_interaction(reasoner: Reasone
     answer, _ = check(reasoner, {"text": "warfarin"}, {"text": "Coumadin"})
     assert [(p.type, p.inputs) for p in answer.problems] == [("duplicate-therapy", [0, 1])]
     assert answer.answer.endswith("duplicate therapy.") and ".." not in answer.answer
+
+
+def test_two_substances_of_one_therapeutic_class_are_duplicate_therapy(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable
+) -> None:
+    statins = "ANSM:inhibiteurs-de-l-hmg-coa-reductase-statines"
+    answer, payload = check(reasoner, {"text": "atorvastatin"}, {"text": "simvastatin"})
+    (problem,) = answer.problems
+    assert (problem.type, problem.severity, problem.inputs) == (
+        "duplicate-therapy",
+        "precaution",
+        [0, 1],
+    )
+    assert problem.entities[0] == statins and problem.summary == (
+        "Medications 1 (Atorvastatin) and 2 (Simvastatin) are both statins: duplicate therapy."
+    )
+    cited = [answer.citations[k].edge for k in problem.citations if answer.citations[k].edge]
+    assert {(e["predicate"], e["object"]) for e in cited} >= {
+        ("biolink:member_of", statins),
+        ("biolink:subclass_of", THERAPEUTIC_CLASS),
+    }
+    assert_cited(answer, built_kg, payload)
+    answer, _ = check(
+        reasoner, {"text": "omeprazole"}, {"text": "pantoprazole"}, {"text": "esomeprazole"}
+    )
+    assert [(p.type, p.inputs) for p in answer.problems] == [("duplicate-therapy", [0, 1, 2])]
+    # ANSM states "NSAIDs + other NSAIDs" itself: the interaction, not also a duplicate
+    answer, _ = check(reasoner, {"text": "ibuprofen"}, {"text": "naproxen"})
+    assert [p.type for p in answer.problems] == ["drug-interaction"]
+    answer, _ = check(reasoner, *[{"text": "atorvastatin"}] * 50)  # one problem, not 1,225 pairs
+    assert [(p.type, len(p.inputs)) for p in answer.problems] == [("duplicate-therapy", 50)]
 
 
 def test_unknown_allergies_are_reported_not_dropped(

@@ -18,7 +18,7 @@ from api.context import ApiContext
 from ingest.fhir import curie_for, read_bundle
 from ingest.patient import Item, MedicationItem, PatientContext
 from kg.store import GraphStore
-from reasoner.inputs import MAX_CONDITIONS, Coded, Patient, Query
+from reasoner.inputs import MAX_ALLERGIES, MAX_CONDITIONS, MAX_MEDICATIONS, Coded, Patient, Query
 
 MAX_AGE = 150
 INACTIVE_MEDICATION = frozenset(
@@ -102,6 +102,9 @@ def read_hook(
         if coded is None:
             unreadable.append((resource, "no RxNorm code and no name to check it by"))
             continue
+        if len(meds) == MAX_MEDICATIONS:  # drafts come first, so they are checked first
+            unreadable.append((resource, f"one check reads {MAX_MEDICATIONS} medications at most"))
+            continue
         if is_draft and (not wanted or resource in wanted):
             focus.add(len(meds))
         origin = "draft" if is_draft else "active"
@@ -113,25 +116,35 @@ def read_hook(
         )
         patient.age = None
     conditions = _conditions(ctx.reasoner.store, patient, problems)
+    allergies = []
+    for item in patient.allergies:
+        coded = _coded(ctx.reasoner.store, item, ("RXNORM",))
+        if item.status in INACTIVE_ALLERGY or coded is None:
+            continue
+        if len(allergies) == MAX_ALLERGIES:
+            message = f"one check reads {MAX_ALLERGIES} allergies at most"
+            unreadable.append((_reference(item), message))
+        else:
+            allergies.append(coded)
     try:
-        query = _query(ctx.reasoner.store, request.hookInstance, patient, meds, conditions)
+        query = _query(request.hookInstance, patient, meds, conditions, allergies)
     except ValidationError as exc:
         raise HTTPException(422, f"the hook's data cannot be checked: {one_line(exc)}") from None
     return HookInput(pid, query, origins, focus, problems, unreadable)
 
 
 def _query(
-    store: GraphStore,
     hook_instance: str,
     patient: PatientContext,
     meds: list[Coded],
     conditions: list[Coded],
+    allergies: list[Coded],
 ) -> Query:
     return Query(
         id=hook_instance,
         patient=Patient(
             medications=meds,
-            allergies=_active(store, patient.allergies, INACTIVE_ALLERGY, ("RXNORM",)),
+            allergies=allergies,
             conditions=conditions,
             phenotypes=_phenotypes(patient, excluded=False),
             excluded_phenotypes=_phenotypes(patient, excluded=True),

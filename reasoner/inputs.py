@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 MAX_CONDITIONS = 500
+MAX_MEDICATIONS = 200
+MAX_ALLERGIES = 200
 
 
 class Coded(BaseModel):
@@ -41,9 +43,9 @@ class Patient(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    medications: list[Coded] = Field(default_factory=list, max_length=200)
+    medications: list[Coded] = Field(default_factory=list, max_length=MAX_MEDICATIONS)
     conditions: list[Coded] = Field(default_factory=list, max_length=MAX_CONDITIONS)
-    allergies: list[Coded] = Field(default_factory=list, max_length=200)
+    allergies: list[Coded] = Field(default_factory=list, max_length=MAX_ALLERGIES)
     labs: list[Lab] = Field(default_factory=list, max_length=1000)
     phenotypes: list[str] = Field(default_factory=list, max_length=500)
     excluded_phenotypes: list[str] = Field(default_factory=list, max_length=500)

@@ -287,6 +287,27 @@ def test_a_draft_entered_in_error_is_not_checked(client: TestClient) -> None:
     assert "entered-in-error" in card["detail"]
 
 
+def test_past_the_size_limits_the_rest_is_reported_not_a_422(client: TestClient) -> None:
+    filler = [medication(f"mr-{i}", "161", "acetaminophen", "active") for i in range(199)]
+    warfarin = medication("mr-old", "11289", "warfarin", "active")  # the 201st medication
+    allergies = [allergy(f"al-{i}", "penicillin") for i in range(200)]
+    out = sign(
+        client,
+        drafts=[medication("mr-new", "5640", "ibuprofen")],  # drafts are read first
+        active=[*filler, warfarin],
+        allergies=[*allergies, allergy("al-nsaid", "NSAIDs")],
+    )
+    unchecked = {c["summary"]: c["detail"] for c in out["cards"] if "not checked" in c["summary"]}
+    assert set(unchecked) == {
+        "MedicationRequest/mr-old was not checked",
+        "AllergyIntolerance/al-nsaid was not checked",
+    }
+    assert "200 medications at most" in unchecked["MedicationRequest/mr-old was not checked"]
+    trace = out["extension"]["evocdss-input"]["query"]["patient"]
+    assert len(trace["medications"]) == 200 and trace["medications"][0]["code"] == "RXNORM:5640"
+    assert len(trace["allergies"]) == 200
+
+
 def test_out_of_range_dates_are_bad_dates(client: TestClient) -> None:
     warfarin = medication("mr-old", "11289", "warfarin", status="active")
     warfarin["authoredOn"] = "9999-12-31T23:59:59-05:00"  # past year 9999 in UTC

@@ -109,6 +109,7 @@ def _issue(
         entities=tuple(entities),
         suggestions=tuple(s.uuid for s in suggestions),
         proposed=proposed,
+        override_reasons=tuple((r.system, r.code) for r in issued.overrideReasons),
     )
     return issued, record
 

@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS cards (
     uuid TEXT PRIMARY KEY, service TEXT NOT NULL, hook_instance TEXT NOT NULL,
     issued REAL NOT NULL, kg_version INTEGER NOT NULL, indicator TEXT NOT NULL,
     summary TEXT NOT NULL, problem_type TEXT NOT NULL, severity TEXT NOT NULL,
-    entities TEXT NOT NULL, suggestions TEXT NOT NULL, proposed INTEGER NOT NULL
+    entities TEXT NOT NULL, suggestions TEXT NOT NULL, proposed INTEGER NOT NULL,
+    override_reasons TEXT
 );
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, card TEXT NOT NULL REFERENCES cards (uuid),
@@ -117,6 +118,8 @@ class IssuedCard:
     entities: tuple[str, ...]
     suggestions: tuple[str, ...]
     proposed: bool = False
+    override_reasons: tuple[tuple[str, str], ...] = ()
+    """The (system, code) of each override reason the card offers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +156,9 @@ class FeedbackStore:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(cards)")}
+        if "override_reasons" not in columns:  # a file written before cards kept their reasons
+            self._conn.execute("ALTER TABLE cards ADD COLUMN override_reasons TEXT")
 
     @property
     def _conn(self) -> sqlite3.Connection:
@@ -181,6 +187,7 @@ class FeedbackStore:
                 json.dumps(list(c.entities)),
                 json.dumps(list(c.suggestions)),
                 int(c.proposed),
+                json.dumps([list(r) for r in c.override_reasons]),
             )
             for c in cards
         ]
@@ -189,7 +196,7 @@ class FeedbackStore:
         with self._lock:
             self._conn.execute("BEGIN")
             self._conn.executemany(
-                "INSERT OR IGNORE INTO cards VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows
+                "INSERT OR IGNORE INTO cards VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows
             )
             self._conn.execute("COMMIT")
 
@@ -210,7 +217,8 @@ class FeedbackStore:
 
     def _insert(self, service: str, item: FeedbackItem, key_id: str) -> bool:
         row = self._conn.execute(
-            "SELECT suggestions FROM cards WHERE uuid = ? AND service = ?", (item.card, service)
+            "SELECT suggestions, override_reasons FROM cards WHERE uuid = ? AND service = ?",
+            (item.card, service),
         ).fetchone()
         if row is None:
             raise UnknownCard(f"card {item.card!r} was not issued by service {service!r}")
@@ -229,6 +237,16 @@ class FeedbackStore:
         if stray:
             raise ValueError(f"card {item.card!r} offered no suggestion {stray[0]!r}")
         reason = item.overrideReason.reason if item.overrideReason else None
+        if reason is not None and row[1] is not None:  # None: issued before reasons were kept
+            offered_reasons = json.loads(row[1])
+            if not any(
+                code == reason.code and reason.system in (None, system)
+                for system, code in offered_reasons
+            ):
+                raise ValueError(
+                    f"card {item.card!r} offered no override reason {reason.code!r}"
+                    + (f" of system {reason.system!r}" if reason.system else "")
+                )
         self._conn.execute(
             "INSERT INTO feedback (card, service, outcome, outcome_time, accepted, reason_code, "
             "reason_system, reason_display, comment, received, key_id) "

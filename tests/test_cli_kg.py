@@ -193,6 +193,18 @@ def test_a_full_build_holds_every_source(built_kg: GraphStore) -> None:
     assert missing_sources(built_kg) == []
 
 
+def test_a_source_whose_loader_writes_a_new_citation_is_loaded_again(tmp_path: Path) -> None:
+    from ingest.ansm import CITATION_ID, MATCHING_CITATION_ID, THERAPEUTIC_CITATION_ID
+    from ingest.build import missing_sources
+
+    store = open_store(f"sqlite:///{tmp_path / 'kg.sqlite'}")
+    older = [Citation(cid, "database", "t") for cid in (CITATION_ID, MATCHING_CITATION_ID)]
+    store.upsert(citations=older, actor="an older build")  # before the therapeutic classes
+    assert missing_sources(store, ["ansm", "rxnorm"]) == ["ansm", "rxnorm"]
+    store.upsert(citations=[Citation(THERAPEUTIC_CITATION_ID, "curator", "t")], actor="build")
+    assert missing_sources(store, ["ansm"]) == []
+
+
 def test_turtle_states_only_trusted_edges_and_never_leaves_half_a_file(
     kg_url: str, tmp_path: Path
 ) -> None:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from api import cds_hooks, ontology_routes, proposal_routes, rest
@@ -115,6 +116,14 @@ def create_app(store: GraphStore | None = None, settings: Settings | None = None
         limiter=RateLimiter(settings.api_rate_per_second, settings.api_rate_burst),
         max_body=settings.api_max_body_bytes,
     )
+    origins = [o.strip() for o in settings.api_cors_origins.split(",") if o.strip()]
+    if origins:  # outside the guard: a browser's preflight carries no API key
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
     app.add_middleware(Recorder, audit=audit, metrics=ctx.metrics, kg_version=store.version)
     return app
 

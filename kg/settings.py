@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     """Development only: with no API key configured, serve every request as role ``admin``
     instead of refusing to start. Never set it on a server that holds real patient data."""
 
+    api_cors_origins: str = ""
+    """Web origins allowed to call the API from a browser (CORS), separated by commas, e.g.
+    ``https://ehr.example.org`` for an EHR whose CDS Hooks client runs in the browser. Their
+    preflight requests are answered without an API key; every other request still needs one.
+    Empty: no cross-origin access."""
+
     api_max_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     """Largest request body accepted (bytes); larger ones get 413."""
 

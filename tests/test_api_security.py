@@ -236,3 +236,26 @@ def test_audit_log_follows_log_rotation(tmp_path: Path) -> None:
     assert read_audit(tmp_path / "audit.log.1") == [{"n": 1}]
     assert read_audit(path) == [{"n": 3}]
     assert (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_cors_preflight_of_a_listed_origin_needs_no_key(
+    built_kg: GraphStore, settings: Settings, tmp_path: Path
+) -> None:
+    ehr = "https://ehr.example.org"
+    preflight = {"Origin": ehr, "Access-Control-Request-Method": "POST"}
+    preflight["Access-Control-Request-Headers"] = "authorization,content-type"
+    url = "/cds-services/order-sign"
+    with TestClient(create_app(built_kg, make_settings(settings, tmp_path))) as client:
+        assert client.options(url, headers=preflight).status_code == 401  # no CORS configured
+    listed = make_settings(settings, tmp_path, api_cors_origins=f" {ehr} ,https://other.org")
+    with TestClient(create_app(built_kg, listed)) as client:
+        answer = client.options(url, headers=preflight)
+        assert answer.status_code == 200
+        assert answer.headers["access-control-allow-origin"] == ehr
+        assert "authorization" in answer.headers["access-control-allow-headers"].lower()
+        stranger = client.options(url, headers={**preflight, "Origin": "https://evil.org"})
+        assert stranger.status_code == 400
+        call = client.get("/cds-services", headers={"Origin": ehr})  # still needs a key
+        assert call.status_code == 401
+        call = client.get("/cds-services", headers={"Origin": ehr, **bearer(CLINICIAN)})
+        assert call.status_code == 200 and call.headers["access-control-allow-origin"] == ehr

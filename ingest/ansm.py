@@ -509,7 +509,7 @@ def _therapeutic_classes(entities: dict[str, AnsmEntity], batch: SourceBatch) ->
             THERAPEUTIC_CLASS,
             DRUG_CLASS,
             "Therapeutic class (two members are duplicate therapy)",
-            properties={"curated_table": "ingest/data/therapeutic_classes.tsv"},
+            properties={"kind": CLASS, "curated_table": "ingest/data/therapeutic_classes.tsv"},
         )
     )
     for class_id in therapeutic_classes():

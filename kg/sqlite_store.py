@@ -8,7 +8,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from functools import lru_cache
 from pathlib import Path
 
@@ -622,6 +622,15 @@ class SQLiteStore:
             ),
             version=version,
         )
+
+    def backup_to(self, path: Path | str) -> Path:
+        """A consistent copy of the store at ``path``, taken while it is in use (SQLite's online
+        backup through the store's own connection: copying the file would miss the write-ahead
+        log, and closing another descriptor of the file drops this process's locks on it)."""
+        dest = Path(path)
+        with closing(sqlite3.connect(dest)) as out:
+            self._conn().backup(out)
+        return dest
 
     def iter_nodes(self) -> Iterator[Node]:
         conn = sqlite3.connect(self.path)

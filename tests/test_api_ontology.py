@@ -4,7 +4,6 @@ roles, 404s and 422s naming the field."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,7 +48,7 @@ def world(
 ) -> Iterator[tuple[TestClient, GraphStore, Path]]:
     """An app over a writable copy of the KG, with ontology version 1 built from it."""
     home = tmp_path_factory.mktemp("curation")
-    shutil.copyfile(Path(built_kg.path), home / "kg.sqlite")  # type: ignore[attr-defined]
+    built_kg.backup_to(home / "kg.sqlite")  # type: ignore[attr-defined]
     store = open_store(f"sqlite:///{home / 'kg.sqlite'}")
     init_ontology(Repository(root=home / "ontology"), store, reason=False)
     app_settings = settings.model_copy(update={"home": home, "api_keys": SecretStr(KEYS)})

@@ -4,7 +4,6 @@ and the `evocdss eval linkpred` command."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,11 +67,7 @@ def predictor(ddi: LinkGraph) -> LinkPredictor:
 @pytest.fixture
 def kg_copy(built_kg: GraphStore, tmp_path: Path) -> Iterator[GraphStore]:
     """A private copy of the built KG for tests that write."""
-    source = Path(built_kg.path)  # type: ignore[attr-defined]
-    path = tmp_path / "kg.sqlite"
-    for suffix in ("", "-wal"):
-        if Path(f"{source}{suffix}").exists():
-            shutil.copyfile(f"{source}{suffix}", f"{path}{suffix}")
+    path = built_kg.backup_to(tmp_path / "kg.sqlite")  # type: ignore[attr-defined]
     store = open_store(f"sqlite:///{path}")
     yield store
     store.close()
@@ -469,7 +464,7 @@ def test_propose_then_curate_with_the_proposals_commands(
 
     from api.cli import app as root
 
-    shutil.copyfile(Path(built_kg.path), tmp_path / "kg.sqlite")  # type: ignore[attr-defined]
+    built_kg.backup_to(tmp_path / "kg.sqlite")  # type: ignore[attr-defined]
     url = ["--store", f"sqlite:///{tmp_path / 'kg.sqlite'}"]
     args = ["linkpred", "propose", *url, "--quick", "--threshold", "0.5", "--limit", "3"]
     result = CliRunner().invoke(root, [*args, "--json"])

@@ -47,7 +47,7 @@ def world(
 ) -> Iterator[tuple[Repository, GraphStore]]:
     """A writable copy of the KG and of ontology version 1, shared by this module's scenario."""
     tmp = tmp_path_factory.mktemp("onto-world")
-    shutil.copyfile(Path(built_kg.path), tmp / "kg.sqlite")  # type: ignore[attr-defined]
+    built_kg.backup_to(tmp / "kg.sqlite")  # type: ignore[attr-defined]
     shutil.copytree(base, tmp / "ontology")
     store = open_store(f"sqlite:///{tmp / 'kg.sqlite'}")
     yield Repository(root=tmp / "ontology"), store
@@ -190,7 +190,7 @@ def test_cli_edit_check_publish_diff_history_sparql_revert(
     from ontology.terms import iri
 
     shutil.copytree(base, tmp_path / "ontology")
-    shutil.copyfile(Path(built_kg.path), tmp_path / "kg.sqlite")  # type: ignore[attr-defined]
+    built_kg.backup_to(tmp_path / "kg.sqlite")  # type: ignore[attr-defined]
     monkeypatch.setenv("EVOCDSS_HOME", str(tmp_path))
     monkeypatch.setenv("EVOCDSS_KG_URL", f"sqlite:///{tmp_path / 'kg.sqlite'}")
     get_settings.cache_clear()

@@ -4,7 +4,6 @@ with cited verdict chains, and the benchmark on a small slice of shared/data/tri
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,7 +110,7 @@ def trial_store(
 ) -> Iterator[GraphStore]:
     """A writable copy of the built KG with the two hand-written samples loaded."""
     folder = tmp_path_factory.mktemp("trials")
-    shutil.copyfile(Path(built_kg.path), folder / "kg.sqlite")  # type: ignore[attr-defined]
+    built_kg.backup_to(folder / "kg.sqlite")  # type: ignore[attr-defined]
     store = open_store(f"sqlite:///{folder / 'kg.sqlite'}")
     samples = folder / "samples"
     samples.mkdir()

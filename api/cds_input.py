@@ -118,8 +118,10 @@ def read_hook(
     conditions = _conditions(ctx.reasoner.store, patient, problems)
     allergies = []
     for item in patient.allergies:
+        if item.status in INACTIVE_ALLERGY:
+            continue
         coded = _coded(ctx.reasoner.store, item, ("RXNORM",))
-        if item.status in INACTIVE_ALLERGY or coded is None:
+        if coded is None:
             continue
         if len(allergies) == MAX_ALLERGIES:
             message = f"one check reads {MAX_ALLERGIES} allergies at most"

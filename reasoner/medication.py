@@ -363,7 +363,8 @@ class MedicationCheck:
                 cites = [k for m in group for k in self._link_cites(m)]
                 self._duplicate(step, problems, group, [node_id], claim, cites)
         emitted: list[set[int]] = []
-        for cls, marker in therapeutic_classes(self.store, sorted(names)).items():
+        classes = sorted({e.object for edges in member.values() for e in edges})
+        for cls, marker in therapeutic_classes(self.store, classes).items():
             in_class = {}
             for m in known:
                 edge = next((e for e in member.get(m.node.id, []) if e.object == cls), None)
@@ -382,8 +383,11 @@ class MedicationCheck:
             what = _and([f"{i + 1} ({display_name(m.node)})" for i, (m, _) in in_class.items()])
             both = "both" if len(in_class) == 2 else "all"
             claim = f"Medications {what} are {both} {display_name(names[cls])}: duplicate therapy."
-            cites = [k for m, e in in_class.values() for k in (*self._link_cites(m), e)]
-            cites = [k if isinstance(k, str) else self.evidence.edge(k) for k in cites]
+            cites = [
+                k
+                for m, e in in_class.values()
+                for k in (*self._link_cites(m), self.evidence.edge(e))
+            ]
             cites.append(self.evidence.edge(marker))
             entities = [cls, *dict.fromkeys(m.node.id for m in group)]
             self._duplicate(step, problems, group, entities, claim, cites)

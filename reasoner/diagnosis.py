@@ -4,7 +4,8 @@ The model is a likelihood-ratio (LIRICAL-like) model over the KG's HPO hierarchy
 frequency-qualified ``biolink:has_phenotype`` annotations, with a coverage term and a prior.
 The score of a disease ``d`` is a log posterior up to a constant:
 
-``score(d) = sum_q log LR(q|d) + sum_x log LR(not x|d) + negated(d) + coverage(d) + prior(d)``
+``score(d) = sum_q log LR(q|d) + sum_x log LR(not x|d) + negated(d) + sex(d) + coverage(d)
++ prior(d)``
 
 - **Observed term** ``q``: ``LR = P(q|d) / P(q) + noise``, where ``P(q) = exp(-IC(q))`` (the
   share of diseases annotated with ``q`` or below, the KG's ``ic_omim``) and ``P(q|d)`` is the
@@ -24,7 +25,10 @@ The score of a disease ``d`` is a log posterior up to a constant:
 - **Negated annotation** (the disease is known NOT to show ``t``, qualifier ``negated: true``):
   an observed ``t`` or a descendant multiplies the disease's LR by ``negated_lr``.
 - **Sex**: annotations qualified ``sex: MALE``/``FEMALE`` count only for patients of that sex
-  (or of unknown sex).
+  (or of unknown sex). A disease whose mode of inheritance is X-linked recessive or Y-linked,
+  and none that affects females as well (autosomal, X-linked dominant, mitochondrial), gets
+  ``LR = female_lr`` for a female patient (manifesting carriers exist, so it is not ruled out);
+  the explanation cites the inheritance annotation and the patient's sex.
 - **Coverage** (disease -> patient direction): the frequency-weighted mean over the disease's
   annotations of the information content of their best match among the patient's terms
   (Resnik), times the number of observed terms and ``coverage_weight``. It prefers diseases
@@ -82,9 +86,14 @@ from kg.vocab import (
 from reasoner.answer import Evidence
 
 MODEL_NAME = "evocdss-phenotype-lr"
-#: 2: allelic disorders lend terms; 3: Orphanet lends through name links; 4: numbered series
-MODEL_VERSION = "4"
+#: 2: allelic disorders lend terms; 3: Orphanet lends through name links; 4: numbered series;
+#: 5: X-linked recessive and Y-linked diseases are unlikely in female patients
+MODEL_VERSION = "5"
 PHENOTYPIC_ABNORMALITY = "HP:0000118"
+MALE_LINKED = ("HP:0001419", "HP:0001450")
+"""X-linked recessive and Y-linked inheritance."""
+AFFECTS_FEMALES = ("HP:0000006", "HP:0000007", "HP:0001423", "HP:0001427")
+"""Autosomal dominant and recessive, X-linked dominant and mitochondrial inheritance."""
 SEX_GROUPS = {"": 0, "MALE": 1, "FEMALE": 2}
 
 
@@ -103,6 +112,8 @@ class ModelParams:
     excluded_min_frequency: float = 0.9
     excluded_floor: float = 0.1
     negated_lr: float = 0.05
+    female_lr: float = 0.2
+    """LR of a disease inherited only X-linked recessively or Y-linked, for a female patient."""
     orphanet_weight: float = 1.0
     """Frequency factor of Orphanet annotations lent to an OMIM disease (0: not used)."""
     orphanet_name_weight: float = 0.5
@@ -170,6 +181,9 @@ class DiagnosisIndex:
     ann_related: np.ndarray
     """Whether each annotation is lent by a related OMIM disease (not in prior or coverage)."""
     log_prior: np.ndarray
+    male_linked: np.ndarray
+    """Per disease, its X-linked recessive or Y-linked inheritance annotation (-1: none, or
+    also a mode that affects females)."""
     columns: dict[int, _Columns] = field(default_factory=dict)
     negated: _Columns | None = None
     ann_anc: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -298,6 +312,7 @@ def _build(
         ann_lender=[r[8] for r in rows],
         ann_related=ann_related,
         log_prior=params.annotation_prior * np.log(np.maximum(sizes, 1)),
+        male_linked=_male_linked(ann_dis, ann_term, ann_negated | ann_related, n_d, term_index),
     )
     positive = ~ann_negated
     for group in SEX_GROUPS.values():
@@ -310,6 +325,24 @@ def _build(
         index.negated = _columns(ann_dis[m], ann_term[m], np.ones(int(m.sum())), itself, itself)
     index.ann_anc, index.ann_anc_start = _flat_ancestors(ann_term, anc_ptr, anc_idx)
     return index
+
+
+def _male_linked(
+    dis: np.ndarray, term: np.ndarray, skip: np.ndarray, n_d: int, term_index: dict[str, int]
+) -> np.ndarray:
+    """Per disease, the row of its own X-linked recessive or Y-linked inheritance annotation,
+    or -1 (none, or the disease also has a mode of inheritance that affects females)."""
+    out = np.full(n_d, -1, dtype=np.int64)
+    male = {term_index[t] for t in MALE_LINKED if t in term_index}
+    female = {term_index[t] for t in AFFECTS_FEMALES if t in term_index}
+    both = np.zeros(n_d, dtype=bool)
+    for r in np.flatnonzero(~skip & np.isin(term, sorted(male | female))):
+        if term[r] in male:
+            out[dis[r]] = r
+        else:
+            both[dis[r]] = True
+    out[both] = -1
+    return out
 
 
 def _orphanet_rows(
@@ -593,10 +626,14 @@ def _score_parts(index: DiagnosisIndex, p: _Patient) -> dict[str, np.ndarray]:
             np.maximum.at(f, cols.disease[span], np.exp(cols.log_under[span]))
         f[f < params.excluded_min_frequency] = 0.0
         excluded += np.log(np.maximum(1.0 - f, params.excluded_floor))
+    sex = np.zeros(n_d)
+    if p.sex == "FEMALE":
+        sex[index.male_linked >= 0] = math.log(params.female_lr)
     return {
         "observed": observed,
         "negated": negated,
         "excluded": excluded,
+        "sex": sex,
         "coverage": _coverage(index, p),
         "prior": index.log_prior,
     }
@@ -725,6 +762,13 @@ def _explain(
         item = _item(index, x, "absent_in_patient", r, log_lr)
         item["citations"] = [fact, *cite.edges(index.ann_edge[r])]
         contradicting.append(item)
+    r = int(index.male_linked[d])
+    if p.sex == "FEMALE" and r >= 0:
+        t = int(index.ann_term[r])
+        item = _item(index, t, "inheritance_vs_sex", r, math.log(params.female_lr))
+        fact = cite.patient("sex", None, patient["sex"], "female")
+        item["citations"] = [fact, *cite.edges(index.ann_edge[r])]
+        contradicting.append(item)
     return supporting, contradicting, unexplained
 
 
@@ -751,8 +795,8 @@ class _Citer:
         self.evidence = evidence
         self._edges: dict[str, Edge | None] = {}
 
-    def patient(self, key: str, pos: int, value: str, name: str) -> str:
-        path = f"{key}[{pos}]"
+    def patient(self, key: str, pos: int | None, value: str, name: str) -> str:
+        path = key if pos is None else f"{key}[{pos}]"
         if self.evidence is None:
             return f"patient:{path}"
         label = f"excluded: {name}" if key == "excluded_phenotypes" else name

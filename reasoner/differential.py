@@ -56,7 +56,9 @@ class PhenotypeMatch(BaseModel):
     phenotype: str
     name: str
     match: str = Field(
-        description="exact | implied | subsumed | related | excluded_in_disease | absent_in_patient"
+        description="exact | implied | subsumed | related | excluded_in_disease | "
+        "absent_in_patient | inheritance_vs_sex (the annotation is the disease's X-linked "
+        "recessive or Y-linked inheritance; the patient is female)"
     )
     annotation: str
     annotation_name: str
@@ -205,6 +207,11 @@ def _against_step(differential: list[Candidate]) -> Step:
                 claim = (
                     f"{m.name} is absent in the patient but seen in {m.frequency:.0%} of "
                     f"{c.name} ({c.disease})."
+                )
+            elif m.match == "inheritance_vs_sex":
+                claim = (
+                    f"{c.name} ({c.disease}) has {m.annotation_name.lower()}, and the patient "
+                    "is female: it rarely affects females."
                 )
             else:
                 claim = f"{c.name} ({c.disease}) is known not to show {m.annotation_name}."

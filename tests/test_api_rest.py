@@ -119,6 +119,21 @@ def test_ask_diagnosis(client: TestClient, built_kg: GraphStore, assert_cited: o
     assert unknown.status_code == 200 and unknown.json()["unknown_phenotypes"] == ["HP:9999999"]
 
 
+def test_ask_diagnosis_weighs_x_linked_inheritance_against_a_female_patient(
+    client: TestClient, built_kg: GraphStore, assert_cited: object
+) -> None:
+    # Duchenne muscular dystrophy's hallmarks (muscle weakness, calf pseudohypertrophy, ...)
+    terms = ["HP:0001324", "HP:0001771", "HP:0002091", "HP:0002194", "HP:0002505", "HP:0002515"]
+    payload = {"id": "d4", "patient": {"phenotypes": terms, "sex": "female"}, "top": 10}
+    answer = DiagnosisAnswer.model_validate(client.post("/v1/ask/diagnosis", json=payload).json())
+    dmd = next(c for c in answer.differential if c.disease == "OMIM:310200")
+    (against,) = [m for m in dmd.contradicting if m.match == "inheritance_vs_sex"]
+    assert against.annotation == "HP:0001419" and against.citations[0] == "patient:sex"
+    step = next(s for s in answer.steps if s.tool == "contradicting_findings")
+    assert any("the patient is female" in f.claim for f in step.findings)
+    assert assert_cited(answer, built_kg, payload) > 10  # type: ignore[operator]
+
+
 def test_ask_explain(client: TestClient) -> None:
     edge = {
         "subject": "ANSM:ibuprofene",

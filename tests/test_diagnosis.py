@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,6 +24,8 @@ CASES = SHARED_DATA / "phenopackets" / "dev.jsonl"
 MARFAN = "OMIM:154700"
 NF2, VESTIBULAR_SCHWANNOMA = "OMIM:101000", "HP:0009588"  # seen in 62 of 63 patients
 AMPD_DEFICIENCY, HIGH_LACTATE = "ORPHA:45", "HP:0002151"  # Orphanet: NOT increased lactate
+DUCHENNE, X_LINKED_RECESSIVE = "OMIM:310200", "HP:0001419"
+RETINITIS_PIGMENTOSA = "OMIM:268000"  # X-linked recessive and autosomal recessive
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +130,37 @@ def test_a_negated_annotation_matching_an_observed_term_lowers_the_disease(
     (against,) = [c for c in ampd["contradicting"] if c["match"] == "excluded_in_disease"]
     assert against["phenotype"] == HIGH_LACTATE and against["frequency"] == 0.0
     assert against["citations"] == [f"patient:phenotypes[{len(present)}]", f"kg:{edge.id}"]
+
+
+def test_an_x_linked_recessive_disease_is_less_likely_in_a_female_patient(
+    store: SQLiteStore, index: DiagnosisIndex
+) -> None:
+    (edge,) = store.edges(subject=DUCHENNE, predicate=HAS_PHENOTYPE, object=X_LINKED_RECESSIVE)
+    present = [t for t in top_terms(store, DUCHENNE, 8) if index.phenotypic[index.term_index[t]]]
+    male, female = ({"phenotypes": present, "sex": sex} for sex in ("MALE", "FEMALE"))
+    d = index.disease_index[DUCHENNE]
+    gap = score_diseases(index, male)[d] - score_diseases(index, female)[d]
+    assert gap == pytest.approx(-math.log(index.params.female_lr))
+    assert rank_of(index, female, DUCHENNE) >= rank_of(index, male, DUCHENNE)
+    evidence = Evidence(store)
+    result = diagnose(index, female, evidence, top_k=50)
+    dmd = next(x for x in result["differential"] if x["disease"] == DUCHENNE)
+    (against,) = [c for c in dmd["contradicting"] if c["match"] == "inheritance_vs_sex"]
+    assert against["annotation"] == X_LINKED_RECESSIVE and against["log_lr"] < 0
+    assert against["citations"] == ["patient:sex", f"kg:{edge.id}"]
+    assert evidence.refs["patient:sex"].value == "FEMALE"
+    male_result = diagnose(index, male, None, top_k=50)["differential"]
+    dmd_male = next(x for x in male_result if x["disease"] == DUCHENNE)
+    assert dmd["posterior"] < dmd_male["posterior"]  # less likely, not ruled out
+    assert not [c for c in dmd_male["contradicting"] if c["match"] == "inheritance_vs_sex"]
+    # a disease also inherited autosomal recessively affects females as well
+    assert store.edges(subject=RETINITIS_PIGMENTOSA, predicate=HAS_PHENOTYPE, object="HP:0000007")
+    rp = index.disease_index[RETINITIS_PIGMENTOSA]
+    assert index.male_linked[rp] == -1 and index.male_linked[d] >= 0
+    rp_patient = {"phenotypes": top_terms(store, RETINITIS_PIGMENTOSA, 4)}
+    assert score_diseases(index, {**rp_patient, "sex": "FEMALE"})[rp] == pytest.approx(
+        score_diseases(index, {**rp_patient, "sex": "MALE"})[rp]
+    )
 
 
 def test_next_questions_are_annotated_to_leaders_and_not_asked(

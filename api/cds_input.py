@@ -116,18 +116,7 @@ def read_hook(
         )
         patient.age = None
     conditions = _conditions(ctx.reasoner.store, patient, problems)
-    allergies = []
-    for item in patient.allergies:
-        if item.status in INACTIVE_ALLERGY:
-            continue
-        coded = _coded(ctx.reasoner.store, item, ("RXNORM",))
-        if coded is None:
-            continue
-        if len(allergies) == MAX_ALLERGIES:
-            message = f"one check reads {MAX_ALLERGIES} allergies at most"
-            unreadable.append((_reference(item), message))
-        else:
-            allergies.append(coded)
+    allergies = _allergies(ctx.reasoner.store, patient, unreadable)
     try:
         query = _query(request.hookInstance, patient, meds, conditions, allergies)
     except ValidationError as exc:
@@ -216,13 +205,21 @@ def _medication(store: GraphStore, item: MedicationItem) -> Coded | None:
     return _coded(store, item, ("RXNORM",))
 
 
-def _active(
-    store: GraphStore,
-    items: list[Any],
-    inactive: frozenset[str],
-    prefixes: tuple[str, ...] | None,
+def _allergies(
+    store: GraphStore, patient: PatientContext, unreadable: list[tuple[str, str]]
 ) -> list[Coded]:
-    return [c for x in items if x.status not in inactive and (c := _coded(store, x, prefixes))]
+    """The patient's active allergies by RxNorm code (or text); past ``MAX_ALLERGIES`` each
+    further one is listed in ``unreadable`` (it gets a "was not checked" card)."""
+    allergies: list[Coded] = []
+    for item in patient.allergies:
+        if item.status in INACTIVE_ALLERGY or (coded := _coded(store, item, ("RXNORM",))) is None:
+            continue
+        if len(allergies) == MAX_ALLERGIES:
+            message = f"one check reads {MAX_ALLERGIES} allergies at most"
+            unreadable.append((_reference(item), message))
+        else:
+            allergies.append(coded)
+    return allergies
 
 
 def _conditions(
@@ -231,8 +228,9 @@ def _conditions(
     """The patient's active conditions, one per code (or text); past ``MAX_CONDITIONS`` the
     rest are left out, with a problem (the medication check does not use them)."""
     first: dict[str | None, Coded] = {}
-    for c in _active(store, patient.conditions, INACTIVE_CONDITION, None):
-        first.setdefault(c.code or c.text, c)
+    for item in patient.conditions:
+        if item.status not in INACTIVE_CONDITION and (c := _coded(store, item, None)):
+            first.setdefault(c.code or c.text, c)
     if len(first) > MAX_CONDITIONS:
         message = f"{len(first)} distinct conditions; only the first {MAX_CONDITIONS} were read"
         problems.append(InputProblem(kind="too-many-conditions", position="input", message=message))

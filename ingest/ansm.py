@@ -78,7 +78,8 @@ CITATION_ID = "src:ansm-thesaurus"
 MATCHING_CITATION_ID = "src:evocdss-name-matching"
 THERAPEUTIC_CITATION_ID = "src:evocdss-therapeutic-classes"
 CITATION_IDS = (CITATION_ID, MATCHING_CITATION_ID, THERAPEUTIC_CITATION_ID)
-THERAPEUTIC_TABLE = Path(__file__).parent / "data" / "therapeutic_classes.tsv"
+THERAPEUTIC_TABLE_PATH = "ingest/data/therapeutic_classes.tsv"
+THERAPEUTIC_TABLE = Path(__file__).parents[1] / THERAPEUTIC_TABLE_PATH
 DEFAULT_RELEASE = "2020-01"
 
 #: The severity scale, most severe first.
@@ -486,11 +487,11 @@ def _therapeutic_citation() -> Citation:
         kind="curator",
         title="evocdss therapeutic classes: ANSM classes whose members duplicate each other",
         version="1",
-        details={"curated_table": "ingest/data/therapeutic_classes.tsv"},
+        details={"curated_table": THERAPEUTIC_TABLE_PATH},
     )
 
 
-def therapeutic_classes() -> dict[str, str]:
+def _curated_classes() -> dict[str, str]:
     """The curated therapeutic classes: ANSM class id -> English name."""
     rows = [
         line.split("\t")
@@ -509,10 +510,10 @@ def _therapeutic_classes(entities: dict[str, AnsmEntity], batch: SourceBatch) ->
             THERAPEUTIC_CLASS,
             DRUG_CLASS,
             "Therapeutic class (two members are duplicate therapy)",
-            properties={"kind": CLASS, "curated_table": "ingest/data/therapeutic_classes.tsv"},
+            properties={"kind": CLASS, "curated_table": THERAPEUTIC_TABLE_PATH},
         )
     )
-    for class_id in therapeutic_classes():
+    for class_id in _curated_classes():
         if class_id not in classes:
             batch.issue("therapeutic-class-not-in-release", class_id)
             continue

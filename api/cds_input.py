@@ -226,7 +226,8 @@ def _conditions(
     store: GraphStore, patient: PatientContext, problems: list[InputProblem]
 ) -> list[Coded]:
     """The patient's active conditions, one per code (or text); past ``MAX_CONDITIONS`` the
-    rest are left out, with a problem (the medication check does not use them)."""
+    rest are left out, with a problem (the medication check reads them for known adverse
+    events of the medications)."""
     first: dict[str | None, Coded] = {}
     for item in patient.conditions:
         if item.status not in INACTIVE_CONDITION and (c := _coded(store, item, None)):

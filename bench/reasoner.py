@@ -3,7 +3,8 @@
     python bench/reasoner.py [--store sqlite:///var/kg.sqlite] [--cases PATH] [--json]
 
 Medication check of random 10-drug lists (names and RxNorm codes drawn from the ANSM substances
-the KG knows; target p99 <= 25 ms) and, when the diagnosis kind is available, diagnosis of the
+the KG knows) with 5 random ICD-10-CM conditions (looked up for known adverse events; target
+p99 <= 25 ms) and, when the diagnosis kind is available, diagnosis of the
 phenopacket cases (target p50 <= 150 ms). The baseline, timed in the same run, is one KG point
 look-up (``get_node``), so the ratio says how many look-ups a query costs.
 """
@@ -59,8 +60,15 @@ def main() -> None:
             pool.append({"code": edge.subject})
             if english:
                 pool.append({"text": english[0]})
+    icd = sorted(n.id for n in store.iter_nodes() if n.id.startswith("ICD10CM:"))
     queries = [
-        {"id": f"q{i}", "patient": {"medications": rng.sample(pool, 10)}}
+        {
+            "id": f"q{i}",
+            "patient": {
+                "medications": rng.sample(pool, 10),
+                "conditions": [{"code": c} for c in rng.sample(icd, 5)],
+            },
+        }
         for i in range(args.queries)
     ]
     reasoner.ask("medication-check", queries[0])  # warm-up: caches, first connections

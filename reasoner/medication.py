@@ -5,6 +5,9 @@
 3. Do any two interact, directly or through their classes? (``interacts_with`` edges)
 4. Is a substance listed twice, or two of one therapeutic class? (duplicate therapy)
 5. Is the patient allergic to one of them, or to one of their classes?
+6. Is one of the patient's conditions or phenotypes a known adverse event of one of them?
+   (``has_adverse_event`` edges: drug-safety signals the learners found in patient records,
+   once a curator has reviewed them; unreviewed ones are labelled as such)
 
 Problems come most severe first; a medication the KG does not know is reported, never dropped.
 """
@@ -24,6 +27,7 @@ from kg.vocab import MEMBER_OF, TRUSTED_STATUSES
 from reasoner.answer import Answer, Card, CardSource, Evidence, Finding, Step
 from reasoner.inputs import Coded, Query
 from reasoner.tools import (
+    adverse_events,
     display_name,
     interactions,
     memberships,
@@ -255,6 +259,10 @@ class MedicationCheck:
         if allergies:
             steps.append(self._allergy_step(known, allergies, member, problems))
 
+        # 6. adverse events
+        if events := self._events(query):
+            steps.append(self._adverse_event_step(known, events, problems))
+
         problems.sort(key=lambda p: (severity_rank(p.severity), p.proposed, p.inputs))
         findings = [f for s in steps for f in s.findings]
         serious = [p for p in problems if p.type not in ("unknown-drug", "unknown-allergy")]
@@ -279,6 +287,73 @@ class MedicationCheck:
             problems=problems,
             models=[{"name": LINKER_MODEL[0], "version": LINKER_MODEL[1]}] if findings else [],
         )
+
+    def _source_labels(self, key: str) -> str:
+        """The labels of the sources a cited edge rests on."""
+        return ", ".join(self.evidence.refs[s].label for s in self.evidence.refs[key].sources)
+
+    def _events(self, query: Query) -> dict[str, list[tuple[str, str, object]]]:
+        """The patient's coded conditions and phenotypes: code -> [(path, label, value)] of
+        the patient facts that state it."""
+        events: dict[str, list[tuple[str, str, object]]] = {}
+        for i, c in enumerate(query.patient.conditions):
+            if c.code:
+                fact = (f"conditions[{i}]", c.label(), c.model_dump())
+                events.setdefault(c.code, []).append(fact)
+        for i, term in enumerate(query.patient.phenotypes):
+            events.setdefault(term, []).append((f"phenotypes[{i}]", term, term))
+        return events
+
+    def _adverse_event_step(
+        self,
+        known: list[Resolved],
+        events: dict[str, list[tuple[str, str, object]]],
+        problems: list[Problem],
+    ) -> Step:
+        """One problem per (medication, patient condition or phenotype) that is a known adverse
+        event of the medication's substance: it may cause or worsen it (a prescribing cascade
+        starts when a new drug treats it)."""
+        step = Step(
+            question="Is one of the patient's conditions or phenotypes a known adverse event "
+            "of one of them?",
+            tool="adverse_events",
+            inputs={"drugs": sorted({m.node.id for m in known}), "events": sorted(events)},
+        )
+        found = adverse_events(self.store, [m.node.id for m in known], list(events))
+        names = self.store.get_nodes({e.object for e in found})
+        for edge in sorted(found, key=lambda e: (e.status not in TRUSTED_STATUSES, e.id)):
+            proposed = edge.status not in TRUSTED_STATUSES
+            event = _name(names, edge.object)
+            for m in [m for m in known if m.node.id == edge.subject]:
+                facts = [self.evidence.patient(*fact) for fact in events[edge.object]]
+                cites = [*self._link_cites(m), *facts, self.evidence.edge(edge)]
+                label = f"{event} may be an adverse effect of {display_name(m.node)}"
+                claim = (
+                    f"The patient has {event} ({edge.object}), "
+                    + ("an unreviewed signal" if proposed else "a reviewed adverse event")
+                    + f" of {display_name(m.node)} (medication {m.index + 1}): consider whether "
+                    "the drug causes or worsens it before treating it with another drug."
+                )
+                problems.append(
+                    Problem(
+                        type="adverse-event",
+                        severity="consider",
+                        inputs=[m.index],
+                        entities=[m.node.id, edge.object],
+                        citations=cites,
+                        summary=(("Unreviewed: " if proposed else "") + label)[:140],
+                        proposed=proposed,
+                        detail=claim,
+                        source=self._source_labels(cites[-1]),
+                    )
+                )
+                step.findings.append(Finding(claim=claim, citations=cites, proposed=proposed))
+        step.conclusion = (
+            f"{len(step.findings)} known adverse event(s) among the patient's findings."
+            if step.findings
+            else "None of the patient's findings is a known adverse event of these drugs."
+        )
+        return step
 
     def _interaction(
         self,
@@ -317,9 +392,7 @@ class MedicationCheck:
             claim += f" Mechanism: {mechanism}."
         if management:
             claim += f" Management: {management}."
-        source = ", ".join(
-            self.evidence.refs[s].label for s in self.evidence.refs[cites[-1]].sources
-        )
+        source = self._source_labels(cites[-1])
         problem = Problem(
             type="drug-interaction",
             severity=severity,

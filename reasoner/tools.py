@@ -10,6 +10,7 @@ from kg.model import Edge, Node
 from kg.store import GraphStore
 from kg.traverse import paths
 from kg.vocab import (
+    HAS_ADVERSE_EVENT,
     INTERACTS_WITH,
     MEMBER_OF,
     SUBCLASS_OF,
@@ -69,6 +70,18 @@ def interactions(store: GraphStore, entity_ids: Iterable[str]) -> dict[str, list
     return out
 
 
+def adverse_events(
+    store: GraphStore, drug_ids: Sequence[str], event_ids: Sequence[str]
+) -> list[Edge]:
+    """Tool ``adverse_events``: the ``has_adverse_event`` edges from the drugs to the events
+    (conditions, phenotypes), trusted or proposed (a learner's signal a curator has not yet
+    reviewed; labelled as such by the caller)."""
+    drugs, events = set(drug_ids), set(event_ids)
+    ids = list(dict.fromkeys([*drug_ids, *event_ids]))
+    found = store.edges_between(ids, predicates=[HAS_ADVERSE_EVENT], statuses=list(VISIBLE))
+    return [e for e in found if e.subject in drugs and e.object in events]
+
+
 def edge_history(store: GraphStore, edge_id: str) -> list[dict[str, Any]]:
     """Tool ``edge_history``: every change of one edge."""
     return [c.to_dict() for c in store.changes(key=edge_id)]
@@ -103,6 +116,11 @@ def langchain_tools(store: GraphStore) -> list[Any]:
         """Which drug classes are therapeutic classes: two members are duplicate therapy."""
         return {k: e.to_dict() for k, e in therapeutic_classes(store, class_ids).items()}
 
+    def find_adverse_events(drug_ids: list[str], event_ids: list[str]) -> list[dict[str, Any]]:
+        """Known (or proposed) adverse events of the drugs among the events (condition or
+        phenotype CURIEs)."""
+        return [e.to_dict() for e in adverse_events(store, drug_ids, event_ids)]
+
     def history(edge_id: str) -> list[dict[str, Any]]:
         """Who changed a KG edge, when and why."""
         return edge_history(store, edge_id)
@@ -115,6 +133,7 @@ def langchain_tools(store: GraphStore) -> list[Any]:
         StructuredTool.from_function(class_memberships),
         StructuredTool.from_function(find_interactions),
         StructuredTool.from_function(duplicate_therapy_classes),
+        StructuredTool.from_function(find_adverse_events),
         StructuredTool.from_function(history, name="edge_history"),
         StructuredTool.from_function(find_paths, name="connecting_paths"),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -236,3 +237,49 @@ def test_a_combination_typed_with_a_slash_links_each_part(
     assert (problem.entities[0], problem.entities[-1]) == ("ANSM:oxycodone", "ANSM:alprazolam")
     assert answer.answer.startswith("1 problem(s) in 2 medication(s)")
     assert_cited(answer, built_kg, payload)
+
+
+def test_a_condition_that_is_a_reviewed_adverse_event_of_a_drug_is_a_problem(
+    reasoner: Reasoner, built_kg: GraphStore, assert_cited: Callable
+) -> None:
+    from kg.model import Citation, Edge
+
+    # as the drug-safety signal learner proposes them; a curator accepts the first
+    model = Citation("model:test-signals@1", "model", "test signal learner", version="1")
+    edema = Edge("ANSM:amlodipine", "biolink:has_adverse_event", "ICD10CM:R60.0", (model.id,))
+    cough = Edge("ANSM:lisinopril", "biolink:has_adverse_event", "HP:0012735", (model.id,))
+    proposals = [replace(e, status="proposed", confidence=0.4) for e in (edema, cough)]
+    built_kg.upsert(citations=[model], edges=proposals, actor="test-learner", reason="signal")
+    built_kg.set_status(edema.id, "curated", actor="curator", reason="known effect")
+    patient = {
+        "medications": [{"text": "amlodipine"}, {"text": "furosemide"}, {"text": "lisinopril"}],
+        "conditions": [{"code": "ICD10CM:R60.0", "text": "ankle swelling"}],
+        "phenotypes": ["HP:0012735"],
+    }
+    payload = {"id": "q", "patient": patient}
+    try:
+        answer = reasoner.ask("medication-check", payload)
+        no_condition = {"id": "q", "patient": {**patient, "conditions": []}}
+        alone = reasoner.ask("medication-check", no_condition)
+    finally:
+        for e in (edema, cough):
+            built_kg.set_status(e.id, "rejected", actor="test", reason="test cleanup")
+    assert isinstance(answer, MedicationAnswer)
+    events = [p for p in answer.problems if p.type == "adverse-event"]
+    assert [(p.inputs, p.entities, p.proposed) for p in events] == [
+        ([0], ["ANSM:amlodipine", "ICD10CM:R60.0"], False),
+        ([2], ["ANSM:lisinopril", "HP:0012735"], True),
+    ]
+    reviewed, unreviewed = events
+    assert "patient:conditions[0]" in reviewed.citations
+    assert answer.citations[reviewed.citations[-1]].edge["id"] == edema.id
+    assert reviewed.summary == "Localized edema may be an adverse effect of Amlodipine"
+    assert unreviewed.summary.startswith("Unreviewed: ") and "patient:phenotypes[0]" in (
+        unreviewed.citations
+    )
+    step = answer.steps[-1]
+    assert step.tool == "adverse_events" and len(step.findings) == 2
+    assert "consider whether the drug causes or worsens it" in step.findings[0].claim
+    assert assert_cited(answer, built_kg, payload) > 5
+    # without the condition, only the phenotype's (unreviewed) signal remains
+    assert [p.entities[1] for p in alone.problems if p.type == "adverse-event"] == ["HP:0012735"]

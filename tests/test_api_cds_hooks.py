@@ -458,6 +458,34 @@ def test_many_conditions_are_read_once_and_capped(client: TestClient) -> None:
     assert problem["kind"] == "too-many-conditions" and "502 distinct" in problem["message"]
 
 
+def test_a_draft_whose_reviewed_adverse_event_the_patient_has_gets_a_card(
+    client: TestClient, built_kg: GraphStore
+) -> None:
+    from kg.model import Citation, Edge
+
+    model = Citation("model:test-signals@1", "model", "test signal learner", version="1")
+    edge = Edge(
+        "ANSM:amlodipine", "biolink:has_adverse_event", "ICD10CM:R60.0", (model.id,), "proposed"
+    )
+    built_kg.upsert(citations=[model], edges=[edge], actor="test-learner", reason="signal")
+    built_kg.set_status(edge.id, "curated", actor="curator", reason="known effect")
+    edema = {
+        "resourceType": "Condition",
+        "id": "c-edema",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "R60.0"}]},
+    }
+    try:
+        out = sign(client, drafts=[medication("mr-new", "17767", "amlodipine")], conditions=[edema])
+    finally:
+        built_kg.set_status(edge.id, "rejected", actor="test", reason="test cleanup")
+    [card] = out["cards"]
+    assert card["summary"] == "Localized edema may be an adverse effect of Amlodipine"
+    assert card["indicator"] == "info" and "test signal learner" in card["source"]["label"]
+    [problem] = out["extension"]["evocdss"]["problems"]
+    assert problem["type"] == "adverse-event" and problem["inputs"] == [0]
+
+
 def test_a_medication_reference_to_a_draft_bundle_full_url(client: TestClient) -> None:
     med_url, order_url = (f"urn:uuid:1f0c2a7e-0000-4000-8000-00000000000{i}" for i in (1, 2))
     order = {**medication("mr-new", None), "medicationReference": {"reference": med_url}}

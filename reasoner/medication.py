@@ -6,8 +6,9 @@
 4. Is a substance listed twice, or two of one therapeutic class? (duplicate therapy)
 5. Is the patient allergic to one of them, or to one of their classes?
 6. Is one of the patient's conditions or phenotypes a known adverse event of one of them?
-   (``has_adverse_event`` edges: drug-safety signals the learners found in patient records,
-   once a curator has reviewed them; unreviewed ones are labelled as such)
+   (``has_adverse_event`` edges of the substance or of a code ``same_as`` it, such as the
+   RxNorm code the signal learner saw in the orders: drug-safety signals found in patient
+   records, once a curator has reviewed them; unreviewed ones are labelled as such)
 
 Problems come most severe first; a medication the KG does not know is reported, never dropped.
 """
@@ -23,7 +24,7 @@ from pydantic import BaseModel, Field
 from ingest.fhir import names_agree
 from ingest.linking import EntityLinker, Link
 from kg.model import Edge, Node
-from kg.vocab import MEMBER_OF, TRUSTED_STATUSES
+from kg.vocab import MEMBER_OF, SAME_AS, TRUSTED_STATUSES
 from reasoner.answer import Answer, Card, CardSource, Evidence, Finding, Step
 from reasoner.inputs import Coded, Query
 from reasoner.tools import (
@@ -319,14 +320,27 @@ class MedicationCheck:
             tool="adverse_events",
             inputs={"drugs": sorted({m.node.id for m in known}), "events": sorted(events)},
         )
-        found = adverse_events(self.store, [m.node.id for m in known], list(events))
+        drugs = sorted({m.node.id for m in known})
+        aliases: dict[str, dict[str, Edge]] = {d: {} for d in drugs}  # the learner's RxNorm ids
+        for e in self.store.neighbors(
+            drugs, predicates=[SAME_AS], statuses=sorted(TRUSTED_STATUSES)
+        ):
+            for node, alias in ((e.subject, e.object), (e.object, e.subject)):
+                if node in aliases:
+                    aliases[node][alias] = e
+        ids = [*drugs, *(a for d in drugs for a in aliases[d])]
+        found = adverse_events(self.store, ids, list(events))
         names = self.store.get_nodes({e.object for e in found})
         for edge in sorted(found, key=lambda e: (e.status not in TRUSTED_STATUSES, e.id)):
             proposed = edge.status not in TRUSTED_STATUSES
             event = _name(names, edge.object)
-            for m in [m for m in known if m.node.id == edge.subject]:
+            for m in known:
+                same = aliases[m.node.id].get(edge.subject)
+                if edge.subject != m.node.id and same is None:
+                    continue
                 facts = [self.evidence.patient(*fact) for fact in events[edge.object]]
-                cites = [*self._link_cites(m), *facts, self.evidence.edge(edge)]
+                via = [self.evidence.edge(same)] if same else []
+                cites = [*self._link_cites(m), *via, *facts, self.evidence.edge(edge)]
                 label = f"{event} may be an adverse effect of {display_name(m.node)}"
                 claim = (
                     f"The patient has {event} ({edge.object}), "
@@ -339,7 +353,7 @@ class MedicationCheck:
                         type="adverse-event",
                         severity="consider",
                         inputs=[m.index],
-                        entities=[m.node.id, edge.object],
+                        entities=list(dict.fromkeys([m.node.id, edge.subject, edge.object])),
                         citations=cites,
                         summary=(("Unreviewed: " if proposed else "") + label)[:140],
                         proposed=proposed,

@@ -464,8 +464,8 @@ def test_a_draft_whose_reviewed_adverse_event_the_patient_has_gets_a_card(
     from kg.model import Citation, Edge
 
     model = Citation("model:test-signals@1", "model", "test signal learner", version="1")
-    edge = Edge(
-        "ANSM:amlodipine", "biolink:has_adverse_event", "ICD10CM:R60.0", (model.id,), "proposed"
+    edge = Edge(  # as the signal learner writes it: the drug is the orders' RxNorm code
+        "RXNORM:17767", "biolink:has_adverse_event", "ICD10CM:R60.0", (model.id,), "proposed"
     )
     built_kg.upsert(citations=[model], edges=[edge], actor="test-learner", reason="signal")
     built_kg.set_status(edge.id, "curated", actor="curator", reason="known effect")

@@ -246,7 +246,8 @@ def test_a_condition_that_is_a_reviewed_adverse_event_of_a_drug_is_a_problem(
 
     # as the drug-safety signal learner proposes them; a curator accepts the first
     model = Citation("model:test-signals@1", "model", "test signal learner", version="1")
-    edema = Edge("ANSM:amlodipine", "biolink:has_adverse_event", "ICD10CM:R60.0", (model.id,))
+    # the learner's drug is the order's RxNorm code, RXNORM:17767 (same_as ANSM:amlodipine)
+    edema = Edge("RXNORM:17767", "biolink:has_adverse_event", "ICD10CM:R60.0", (model.id,))
     cough = Edge("ANSM:lisinopril", "biolink:has_adverse_event", "HP:0012735", (model.id,))
     proposals = [replace(e, status="proposed", confidence=0.4) for e in (edema, cough)]
     built_kg.upsert(citations=[model], edges=proposals, actor="test-learner", reason="signal")
@@ -267,12 +268,17 @@ def test_a_condition_that_is_a_reviewed_adverse_event_of_a_drug_is_a_problem(
     assert isinstance(answer, MedicationAnswer)
     events = [p for p in answer.problems if p.type == "adverse-event"]
     assert [(p.inputs, p.entities, p.proposed) for p in events] == [
-        ([0], ["ANSM:amlodipine", "ICD10CM:R60.0"], False),
+        ([0], ["ANSM:amlodipine", "RXNORM:17767", "ICD10CM:R60.0"], False),
         ([2], ["ANSM:lisinopril", "HP:0012735"], True),
     ]
     reviewed, unreviewed = events
     assert "patient:conditions[0]" in reviewed.citations
-    assert answer.citations[reviewed.citations[-1]].edge["id"] == edema.id
+    cited = [answer.citations[c].edge for c in reviewed.citations if c.startswith("kg:")]
+    assert [(e["subject"], e["predicate"]) for e in cited] == [
+        ("RXNORM:17767", "biolink:same_as"),
+        ("RXNORM:17767", "biolink:has_adverse_event"),
+    ]
+    assert cited[-1]["id"] == edema.id
     assert reviewed.summary == "Localized edema may be an adverse effect of Amlodipine"
     assert unreviewed.summary.startswith("Unreviewed: ") and "patient:phenotypes[0]" in (
         unreviewed.citations

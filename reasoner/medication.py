@@ -341,7 +341,7 @@ class MedicationCheck:
                 facts = [self.evidence.patient(*fact) for fact in events[edge.object]]
                 via = [self.evidence.edge(same)] if same else []
                 cites = [*self._link_cites(m), *via, *facts, self.evidence.edge(edge)]
-                label = f"{event} may be an adverse effect of {display_name(m.node)}"
+                label = f"{display_name(m.node)} may cause or worsen {event}"
                 claim = (
                     f"The patient has {event} ({edge.object}), "
                     + ("an unreviewed signal" if proposed else "a reviewed adverse event")

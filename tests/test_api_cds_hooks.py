@@ -480,7 +480,7 @@ def test_a_draft_whose_reviewed_adverse_event_the_patient_has_gets_a_card(
     finally:
         built_kg.set_status(edge.id, "rejected", actor="test", reason="test cleanup")
     [card] = out["cards"]
-    assert card["summary"] == "Localized edema may be an adverse effect of Amlodipine"
+    assert card["summary"] == "Amlodipine may cause or worsen Localized edema"
     assert card["indicator"] == "info" and "test signal learner" in card["source"]["label"]
     [problem] = out["extension"]["evocdss"]["problems"]
     assert problem["type"] == "adverse-event" and problem["inputs"] == [0]

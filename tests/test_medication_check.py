@@ -279,7 +279,7 @@ def test_a_condition_that_is_a_reviewed_adverse_event_of_a_drug_is_a_problem(
         ("RXNORM:17767", "biolink:has_adverse_event"),
     ]
     assert cited[-1]["id"] == edema.id
-    assert reviewed.summary == "Localized edema may be an adverse effect of Amlodipine"
+    assert reviewed.summary == "Amlodipine may cause or worsen Localized edema"
     assert unreviewed.summary.startswith("Unreviewed: ") and "patient:phenotypes[0]" in (
         unreviewed.citations
     )

@@ -40,6 +40,7 @@ TEMPLATES = {
     "medications": "MedicationRequest?patient={{context.patientId}}&status=active",
     "conditions": "Condition?patient={{context.patientId}}",
     "allergies": "AllergyIntolerance?patient={{context.patientId}}",
+    "observations": "Observation?patient={{context.patientId}}&_sort=-date&_count=200",
 }
 
 # --- discovery ---------------------------------------------------------------------------
@@ -59,14 +60,16 @@ SERVICES = {
         "order-select",
         "evocdss medication safety (order select)",
         "Interactions, duplicate therapy and allergy conflicts of the selected draft "
-        "medication orders with the other drafts and the patient's active medications.",
+        "medication orders with the other drafts and the patient's active medications, and "
+        "known adverse events of them among the patient's conditions and abnormal labs.",
         ("medications", "allergies"),
     ),
     "order-sign": Service(
         "order-sign",
         "evocdss medication safety (order sign)",
         "Interactions, duplicate therapy and allergy conflicts of every draft medication "
-        "order with the others and with the patient's active medications.",
+        "order with the others and with the patient's active medications, and known adverse "
+        "events of them among the patient's conditions and abnormal labs.",
         ("medications", "allergies"),
     ),
     "patient-view": Service(

@@ -16,7 +16,14 @@ from pydantic import ValidationError
 from api.cds_models import Bundle, FhirResource, HookRequest, InputMedication, InputProblem
 from api.context import ApiContext
 from ingest.fhir import curie_for, read_bundle
-from ingest.patient import Item, MedicationItem, PatientContext
+from ingest.patient import (
+    LAB_PREFIX,
+    Item,
+    MedicationItem,
+    PatientContext,
+    lab_finding_key,
+    latest_labs,
+)
 from kg.store import GraphStore
 from reasoner.inputs import MAX_ALLERGIES, MAX_CONDITIONS, MAX_MEDICATIONS, Coded, Patient, Query
 
@@ -26,6 +33,7 @@ INACTIVE_MEDICATION = frozenset(
 )
 INACTIVE_ALLERGY = frozenset({"inactive", "resolved", "refuted", "entered-in-error"})
 INACTIVE_CONDITION = frozenset({"inactive", "resolved", "remission", "refuted", "entered-in-error"})
+INACTIVE_OBSERVATION = frozenset({"cancelled", "entered-in-error", "registered"})
 CHECKED_TYPES = frozenset({"MedicationRequest", "MedicationStatement", "AllergyIntolerance"})
 _ENTRY = re.compile(r"#entry\[(\d+)\]$")
 
@@ -225,13 +233,20 @@ def _allergies(
 def _conditions(
     store: GraphStore, patient: PatientContext, problems: list[InputProblem]
 ) -> list[Coded]:
-    """The patient's active conditions, one per code (or text); past ``MAX_CONDITIONS`` the
-    rest are left out, with a problem (the medication check reads them for known adverse
-    events of the medications)."""
+    """The patient's active conditions, then the latest result of each lab test where it is
+    interpreted high or low (as the KG's abnormal-lab findings, ``EVO:lab-LOINC-<code>-high``),
+    one per code (or text); past ``MAX_CONDITIONS`` the rest are left out, with a problem.
+    The medication check looks them up as known adverse events of the medications."""
     first: dict[str | None, Coded] = {}
     for item in patient.conditions:
         if item.status not in INACTIVE_CONDITION and (c := _coded(store, item, None)):
             first.setdefault(c.code or c.text, c)
+    valid = [o for o in patient.observations if o.status not in INACTIVE_OBSERVATION]
+    for obs in latest_labs(valid):  # a high result followed by a normal one is not current
+        if key := lab_finding_key(obs):
+            where = "above" if key.endswith("-high") else "below"
+            name = (obs.text or key.removeprefix(LAB_PREFIX).rpartition("-")[0])[:400]
+            first.setdefault(key, Coded(code=key, text=f"{name} {where} the reference range"))
     if len(first) > MAX_CONDITIONS:
         message = f"{len(first)} distinct conditions; only the first {MAX_CONDITIONS} were read"
         problems.append(InputProblem(kind="too-many-conditions", position="input", message=message))

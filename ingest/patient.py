@@ -8,9 +8,15 @@ day). No names, addresses or raw identifiers are kept: the patient id is a salte
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
+
+LOINC_SYSTEM = "http://loinc.org"
+#: Where the KG id of an abnormal lab finding starts (``EVO:lab-LOINC-2823-3-high``).
+LAB_PREFIX = "EVO:lab-LOINC-"
+#: Observation categories that are laboratory results.
+LAB_CATEGORIES = ("laboratory", "lab")
 
 
 class LinkStatus:
@@ -240,3 +246,38 @@ class Event:
     patient_id: str
     kind: str  # condition, medication, allergy, observation, phenotype
     item: Item
+
+
+def lab_finding_key(
+    item: ObservationItem, categories: Iterable[str] = LAB_CATEGORIES
+) -> str | None:
+    """``EVO:lab-LOINC-<code>-high|low`` for a laboratory result interpreted high or low (the
+    KG id of that finding, as the signal learner mints it), else None."""
+    flag = item.interpretation[:1].upper()
+    if flag not in ("H", "L") or item.category.lower() not in categories:
+        return None
+    code = loinc_code(item)
+    if code is None:
+        return None
+    return f"{LAB_PREFIX}{code}-{'high' if flag == 'H' else 'low'}"
+
+
+def loinc_code(item: ObservationItem) -> str | None:
+    """The observation's first LOINC code, if any."""
+    return next((c.code for c in item.codes if c.system.rstrip("/") == LOINC_SYSTEM), None)
+
+
+def latest_labs(items: Iterable[ObservationItem]) -> list[ObservationItem]:
+    """The most recent laboratory result of each LOINC code (an undated one counts as the
+    oldest), in the order of the codes' first appearance."""
+    latest: dict[str, ObservationItem] = {}
+    for item in items:
+        code = loinc_code(item)
+        if code is None or item.category.lower() not in LAB_CATEGORIES:
+            continue
+        seen = latest.get(code)
+        if seen is None or (
+            item.effective and (not seen.effective or item.effective > seen.effective)
+        ):
+            latest[code] = item
+    return list(latest.values())

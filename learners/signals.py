@@ -31,7 +31,6 @@ from __future__ import annotations
 import heapq
 import math
 from collections import Counter
-from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,20 +38,22 @@ from typing import Any
 
 from river import drift
 
-from ingest.patient import Event, MedicationItem, ObservationItem
+from ingest.patient import (
+    LAB_CATEGORIES,
+    LAB_PREFIX,
+    Event,
+    MedicationItem,
+    lab_finding_key,
+)
 from kg.errors import StatusConflict
 from kg.model import Citation, Edge, Node, edge_id
 from kg.store import GraphStore
 from kg.vocab import HAS_ADVERSE_EVENT, Status
 
-LOINC_SYSTEM = "http://loinc.org"
 DAY = 86_400.0
 
 #: Item statuses that say the item did not happen.
 VOID_STATUSES = frozenset({"entered-in-error", "refuted", "cancelled", "draft"})
-
-#: Where a learner-minted lab finding node id starts (``EVO:lab-LOINC-2823-3-high``).
-LAB_PREFIX = "EVO:lab-LOINC-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ class SignalConfig:
     min_lag_days: float = 1.0
     washout_days: float = 90.0
     min_count: int = 3
-    lab_categories: tuple[str, ...] = ("laboratory", "lab")
+    lab_categories: tuple[str, ...] = LAB_CATEGORIES
     non_events: tuple[str, ...] = ("ICD10CM:Z",)  # node id prefixes that are never events
     fade_delta: float = 0.002  # ADWIN confidence: smaller retires more cautiously
 
@@ -146,17 +147,6 @@ def confidence_from_ic025(ic025: float) -> float:
     """``1 - 2^-IC025`` (0 when IC025 <= 0): the lower bound of the share of the event among
     exposed patients that the drug would explain (attributable fraction, 1 - E/O)."""
     return round(max(0.0, 1.0 - 2.0**-ic025), 4)
-
-
-def lab_finding_key(item: ObservationItem, categories: Iterable[str]) -> str | None:
-    """``EVO:lab-LOINC-<code>-high|low`` for a high/low laboratory result, else None."""
-    flag = item.interpretation[:1].upper()
-    if flag not in ("H", "L") or item.category.lower() not in categories:
-        return None
-    code = next((c.code for c in item.codes if c.system.rstrip("/") == LOINC_SYSTEM), None)
-    if code is None:
-        return None
-    return f"{LAB_PREFIX}{code}-{'high' if flag == 'H' else 'low'}"
 
 
 def lab_finding_node(key: str, lab_name: str) -> Node:

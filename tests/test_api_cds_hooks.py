@@ -18,6 +18,7 @@ from pydantic import SecretStr
 from api.app import create_app
 from api.cds_hooks import TEMPLATES
 from api.feedback import SCHEMA, FeedbackRequest, FeedbackStore, iter_feedback
+from kg.model import Citation, Edge
 from kg.settings import Settings
 from kg.store import GraphStore
 from reasoner.medication import MedicationAnswer
@@ -461,8 +462,6 @@ def test_many_conditions_are_read_once_and_capped(client: TestClient) -> None:
 def test_a_draft_whose_reviewed_adverse_event_the_patient_has_gets_a_card(
     client: TestClient, built_kg: GraphStore
 ) -> None:
-    from kg.model import Citation, Edge
-
     model = Citation("model:test-signals@1", "model", "test signal learner", version="1")
     edge = Edge(  # as the signal learner writes it: the drug is the orders' RxNorm code
         "RXNORM:17767", "biolink:has_adverse_event", "ICD10CM:R60.0", (model.id,), "proposed"
@@ -484,6 +483,54 @@ def test_a_draft_whose_reviewed_adverse_event_the_patient_has_gets_a_card(
     assert card["indicator"] == "info" and "test signal learner" in card["source"]["label"]
     [problem] = out["extension"]["evocdss"]["problems"]
     assert problem["type"] == "adverse-event" and problem["inputs"] == [0]
+
+
+def lab(rid: str, loinc: str, name: str, flag: str, when: str) -> dict:
+    category = "http://terminology.hl7.org/CodeSystem/observation-category"
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "subject": {"reference": f"Patient/{PATIENT}"},
+        "category": [{"coding": [{"system": category, "code": "laboratory"}]}],
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": name}]},
+        "valueQuantity": {"value": 100 if flag == "H" else 20, "unit": "U/L"},
+        "interpretation": [{"coding": [{"code": flag}]}],
+        "effectiveDateTime": when,
+    }
+
+
+def test_a_current_abnormal_lab_that_the_draft_may_cause_gets_a_card(
+    client: TestClient, built_kg: GraphStore
+) -> None:
+    from learners.signals import lab_finding_node
+
+    model = Citation("model:test-signals@1", "model", "test signal learner", version="1")
+    ast, alt = "EVO:lab-LOINC-1920-8-high", "EVO:lab-LOINC-1742-6-high"
+    nodes = [lab_finding_node(ast, "AST"), lab_finding_node(alt, "ALT")]
+    edges = [
+        Edge("RXNORM:83367", "biolink:has_adverse_event", e, (model.id,), "curated")
+        for e in (ast, alt)
+    ]
+    built_kg.upsert(citations=[model], nodes=nodes, edges=edges, actor="curator", reason="test")
+    body = hook_body("order-sign", drafts=[medication("mr-new", "83367", "atorvastatin")])
+    body["prefetch"]["observations"] = bundle(
+        lab("o-1", "1920-8", "AST", "H", "2024-05-01"),
+        lab("o-2", "1742-6", "ALT", "H", "2024-03-01"),
+        lab("o-3", "1742-6", "ALT", "N", "2024-05-01"),  # ALT is back to normal
+    )
+    try:
+        response = client.post("/cds-services/order-sign", json=body)
+    finally:
+        for e in edges:
+            built_kg.set_status(e.id, "rejected", actor="test", reason="test cleanup")
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert [c["summary"] for c in out["cards"]] == [
+        "Atorvastatin may cause or worsen AST above the reference range"
+    ]
+    sent = out["extension"]["evocdss-input"]["query"]["patient"]["conditions"]
+    assert sent == [{"code": ast, "text": "AST above the reference range"}]
 
 
 def test_a_medication_reference_to_a_draft_bundle_full_url(client: TestClient) -> None:

@@ -314,13 +314,13 @@ class MedicationCheck:
         """One problem per (medication, patient condition or phenotype) that is a known adverse
         event of the medication's substance: it may cause or worsen it (a prescribing cascade
         starts when a new drug treats it)."""
+        drugs = sorted({m.node.id for m in known})
         step = Step(
             question="Is one of the patient's conditions or phenotypes a known adverse event "
             "of one of them?",
             tool="adverse_events",
-            inputs={"drugs": sorted({m.node.id for m in known}), "events": sorted(events)},
+            inputs={"drugs": drugs, "events": sorted(events)},
         )
-        drugs = sorted({m.node.id for m in known})
         aliases: dict[str, dict[str, Edge]] = {d: {} for d in drugs}  # the learner's RxNorm ids
         for e in self.store.neighbors(
             drugs, predicates=[SAME_AS], statuses=sorted(TRUSTED_STATUSES)

@@ -17,11 +17,11 @@ from api.cds_models import Bundle, FhirResource, HookRequest, InputMedication, I
 from api.context import ApiContext
 from ingest.fhir import curie_for, read_bundle
 from ingest.patient import (
-    LAB_PREFIX,
     Item,
     MedicationItem,
     PatientContext,
     lab_finding_key,
+    lab_finding_name,
     latest_labs,
 )
 from kg.store import GraphStore
@@ -244,9 +244,7 @@ def _conditions(
     valid = [o for o in patient.observations if o.status not in INACTIVE_OBSERVATION]
     for obs in latest_labs(valid):  # a high result followed by a normal one is not current
         if key := lab_finding_key(obs):
-            where = "above" if key.endswith("-high") else "below"
-            name = (obs.text or key.removeprefix(LAB_PREFIX).rpartition("-")[0])[:400]
-            first.setdefault(key, Coded(code=key, text=f"{name} {where} the reference range"))
+            first.setdefault(key, Coded(code=key, text=lab_finding_name(key, obs.text[:400])))
     if len(first) > MAX_CONDITIONS:
         message = f"{len(first)} distinct conditions; only the first {MAX_CONDITIONS} were read"
         problems.append(InputProblem(kind="too-many-conditions", position="input", message=message))

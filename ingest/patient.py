@@ -262,6 +262,13 @@ def lab_finding_key(
     return f"{LAB_PREFIX}{code}-{'high' if flag == 'H' else 'low'}"
 
 
+def lab_finding_name(key: str, lab_name: str = "") -> str:
+    """The name of an abnormal-lab finding ``key``: "<lab> above|below the reference range"."""
+    code, _, direction = key.removeprefix(LAB_PREFIX).rpartition("-")
+    where = "above" if direction == "high" else "below"
+    return f"{lab_name or 'LOINC ' + code} {where} the reference range"
+
+
 def loinc_code(item: ObservationItem) -> str | None:
     """The observation's first LOINC code, if any."""
     return next((c.code for c in item.codes if c.system.rstrip("/") == LOINC_SYSTEM), None)

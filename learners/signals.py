@@ -44,6 +44,7 @@ from ingest.patient import (
     Event,
     MedicationItem,
     lab_finding_key,
+    lab_finding_name,
 )
 from kg.errors import StatusConflict
 from kg.model import Citation, Edge, Node, edge_id
@@ -152,11 +153,10 @@ def confidence_from_ic025(ic025: float) -> float:
 def lab_finding_node(key: str, lab_name: str) -> Node:
     """The KG node of a learner-minted abnormal-lab finding."""
     code, _, direction = key.removeprefix(LAB_PREFIX).rpartition("-")
-    where = "above" if direction == "high" else "below"
     return Node(
         id=key,
         category="biolink:ClinicalFinding",
-        name=f"{lab_name or 'LOINC ' + code} {where} the reference range",
+        name=lab_finding_name(key, lab_name),
         xrefs=(f"LOINC:{code}",),
         properties={"loinc": code, "direction": direction, "minted_by": "learners.signals"},
     )
